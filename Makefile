@@ -1,0 +1,116 @@
+# noisegate. `make help` lists the targets.
+
+CC      ?= cc
+AR      ?= ar
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+OPT     ?= -O2
+WERROR  ?= -Werror
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+VERSION := 0.1.0
+
+PKGS := libsodium jansson
+CPPFLAGS += -D_POSIX_C_SOURCE=200809L -Ienvelope -Igateway
+CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra $(WERROR) -Wstrict-prototypes -Wwrite-strings \
+            -Wmissing-prototypes -Wshadow -MMD -MP $(shell pkg-config --cflags $(PKGS))
+LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lpthread
+ifeq ($(SANITIZE),1)
+CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+ENV_SRC := $(wildcard envelope/*.c)
+ENV_HDR := envelope/ng_envelope.h envelope/ng_error.h envelope/ng_hex.h envelope/ng_key.h \
+           envelope/ng_parcel.h envelope/ng_sscache.h envelope/ng_suite.h
+GW_SRC  := $(wildcard gateway/*.c)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+CLI_SRC  := $(wildcard tests/cli/test_*.c)
+
+ENV_OBJ := $(ENV_SRC:%.c=$(BUILD)/%.o)
+GW_OBJ  := $(GW_SRC:%.c=$(BUILD)/%.o)
+LIB     := $(BUILD)/libnoisegate-envelope.a
+BIN     := $(BUILD)/noisegate
+TESTS   := $(UNIT_SRC:%.c=$(BUILD)/%) $(CLI_SRC:%.c=$(BUILD)/%)
+BENCH   := $(BUILD)/bench/bench_envelope
+
+.PHONY: all test asan bench fuzz install uninstall clean style help
+all: $(BIN) $(LIB)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(LIB): $(ENV_OBJ)
+	$(AR) rcs $@ $^
+
+$(BIN): $(GW_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(GW_OBJ) $(LIB) $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+
+# Every suite, with one closing line: "tests: N passed, N failed".
+test: $(TESTS) $(BIN)
+	@NG_BIN=$(abspath $(BIN)) sh tests/run.sh $(TESTS)
+
+# The same suites built with AddressSanitizer and UndefinedBehaviorSanitizer.
+asan:
+	$(MAKE) BUILD=build/asan SANITIZE=1 OPT=-O1 test
+
+$(BENCH): bench/bench_envelope.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+bench: $(BENCH)
+	$(BENCH)
+
+# libFuzzer targets under ASan and UBSan, each run for FUZZ_SECONDS.
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_FLAGS := -std=c11 -O1 -g -D_POSIX_C_SOURCE=200809L -Ienvelope \
+              -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(shell pkg-config --cflags libsodium)
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(ENV_SRC)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(ENV_SRC) $(shell pkg-config --libs libsodium) -lpthread
+
+fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/corpus-$$t; \
+	  echo "fuzz $$t for $(FUZZ_SECONDS) s"; \
+	  build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/$$t- build/fuzz/corpus-$$t tests/fuzz/corpus/$$t; \
+	done
+
+install: $(BIN) $(LIB)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/noisegate
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/noisegate
+	install -m 0644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libnoisegate-envelope.a
+	install -m 0644 $(ENV_HDR) $(DESTDIR)$(PREFIX)/include/noisegate/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' noisegate-envelope.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/noisegate-envelope.pc
+
+uninstall:
+	rm -rf $(DESTDIR)$(PREFIX)/bin/noisegate $(DESTDIR)$(PREFIX)/lib/libnoisegate-envelope.a \
+	  $(DESTDIR)$(PREFIX)/include/noisegate $(DESTDIR)$(PREFIX)/lib/pkgconfig/noisegate-envelope.pc
+
+# Formatting and the functions we do not use.
+style:
+	clang-format --dry-run --Werror envelope/*.[ch] gateway/*.[ch] tests/*/*.c bench/*.c
+	! grep -nE '\b(strcpy|strcat|sprintf|vsprintf|strtok|atoi|atol|gets|rand)\(' \
+	  envelope/*.[ch] gateway/*.[ch]
+
+clean:
+	rm -rf build
+
+help:
+	@echo "make           build/noisegate and build/libnoisegate-envelope.a"
+	@echo "make test      every test suite"
+	@echo "make asan      the test suites under ASan + UBSan (build/asan)"
+	@echo "make bench     envelope benchmark against crypto_box_seal"
+	@echo "make fuzz      libFuzzer targets, FUZZ_SECONDS each (default 60)"
+	@echo "make install   PREFIX=$(PREFIX) DESTDIR="
+	@echo "make style     clang-format check and banned functions"
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
