@@ -32,10 +32,9 @@ typedef enum ng_suite {
     NG_SUITE_AESGCM_SHA512 = 6,
 } ng_suite;
 
-enum {
-    NG_SUITE_DEFAULT = NG_SUITE_CHACHAPOLY_BLAKE2B,
-    NG_PROTOCOL_NAME_MAX = 64, /* longest is 37 characters */
-};
+#define NG_SUITE_DEFAULT NG_SUITE_CHACHAPOLY_BLAKE2B
+
+enum { NG_PROTOCOL_NAME_MAX = 64 }; /* the longest name has 37 characters */
 
 int ng_pattern_valid(unsigned value);
 /* The pattern with the psk bit cleared: N, K or X. */
