@@ -45,8 +45,7 @@ make_nonce(uint8_t nonce[12], ng_cipher_kind kind, uint64_t n)
 }
 
 ng_err
-ng_cipher_encrypt(ng_cipher_state *cs, uint8_t *out, const uint8_t *ad, size_t adlen, const uint8_t *in,
-                  size_t inlen)
+ng_cipher_encrypt(ng_cipher_state *cs, uint8_t *out, const uint8_t *ad, size_t adlen, const uint8_t *in, size_t inlen)
 {
     uint8_t nonce[12];
 
@@ -67,8 +66,7 @@ ng_cipher_encrypt(ng_cipher_state *cs, uint8_t *out, const uint8_t *ad, size_t a
 }
 
 ng_err
-ng_cipher_decrypt(ng_cipher_state *cs, uint8_t *out, const uint8_t *ad, size_t adlen, const uint8_t *in,
-                  size_t inlen)
+ng_cipher_decrypt(ng_cipher_state *cs, uint8_t *out, const uint8_t *ad, size_t adlen, const uint8_t *in, size_t inlen)
 {
     uint8_t nonce[12];
     int rc;

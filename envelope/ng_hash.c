@@ -19,15 +19,9 @@ ng_hash_init(ng_hash_state *st, ng_hash_kind kind)
 {
     st->kind = kind;
     switch (kind) {
-    case NG_HASH_BLAKE2B:
-        crypto_generichash_blake2b_init(&st->u.blake2b, NULL, 0, 64);
-        break;
-    case NG_HASH_SHA256:
-        crypto_hash_sha256_init(&st->u.sha256);
-        break;
-    case NG_HASH_SHA512:
-        crypto_hash_sha512_init(&st->u.sha512);
-        break;
+    case NG_HASH_BLAKE2B: crypto_generichash_blake2b_init(&st->u.blake2b, NULL, 0, 64); break;
+    case NG_HASH_SHA256: crypto_hash_sha256_init(&st->u.sha256); break;
+    case NG_HASH_SHA512: crypto_hash_sha512_init(&st->u.sha512); break;
     }
 }
 
@@ -37,15 +31,9 @@ ng_hash_update(ng_hash_state *st, const uint8_t *in, size_t len)
     if (len == 0)
         return;
     switch (st->kind) {
-    case NG_HASH_BLAKE2B:
-        crypto_generichash_blake2b_update(&st->u.blake2b, in, len);
-        break;
-    case NG_HASH_SHA256:
-        crypto_hash_sha256_update(&st->u.sha256, in, len);
-        break;
-    case NG_HASH_SHA512:
-        crypto_hash_sha512_update(&st->u.sha512, in, len);
-        break;
+    case NG_HASH_BLAKE2B: crypto_generichash_blake2b_update(&st->u.blake2b, in, len); break;
+    case NG_HASH_SHA256: crypto_hash_sha256_update(&st->u.sha256, in, len); break;
+    case NG_HASH_SHA512: crypto_hash_sha512_update(&st->u.sha512, in, len); break;
     }
 }
 
@@ -53,15 +41,9 @@ void
 ng_hash_final(ng_hash_state *st, uint8_t *out)
 {
     switch (st->kind) {
-    case NG_HASH_BLAKE2B:
-        crypto_generichash_blake2b_final(&st->u.blake2b, out, 64);
-        break;
-    case NG_HASH_SHA256:
-        crypto_hash_sha256_final(&st->u.sha256, out);
-        break;
-    case NG_HASH_SHA512:
-        crypto_hash_sha512_final(&st->u.sha512, out);
-        break;
+    case NG_HASH_BLAKE2B: crypto_generichash_blake2b_final(&st->u.blake2b, out, 64); break;
+    case NG_HASH_SHA256: crypto_hash_sha256_final(&st->u.sha256, out); break;
+    case NG_HASH_SHA512: crypto_hash_sha512_final(&st->u.sha512, out); break;
     }
     sodium_memzero(&st->u, sizeof st->u);
 }

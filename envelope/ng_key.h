@@ -40,7 +40,7 @@ void ng_key_id(uint8_t id[NG_KEY_ID_BYTES], const uint8_t pub[NG_KEY_BYTES]) NG_
  * all zero, i.e. pub is a small-order point: a peer must not be able to force
  * a known shared secret.
  */
-NG_MUST_CHECK ng_err ng_dh(uint8_t out[NG_DH_BYTES], const uint8_t priv[NG_KEY_BYTES],
-                           const uint8_t pub[NG_KEY_BYTES]) NG_NONNULL(1, 2, 3);
+NG_MUST_CHECK ng_err ng_dh(uint8_t out[NG_DH_BYTES], const uint8_t priv[NG_KEY_BYTES], const uint8_t pub[NG_KEY_BYTES])
+    NG_NONNULL(1, 2, 3);
 
 #endif

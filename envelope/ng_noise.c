@@ -71,9 +71,9 @@ struct handshake {
     ng_cipher_state cs;
     uint8_t ck[NG_HASH_MAX_BYTES];
     uint8_t h[NG_HASH_MAX_BYTES];
-    ng_keypair e;                /* initiator: own ephemeral */
-    uint8_t re[NG_KEY_BYTES];    /* responder: initiator's ephemeral */
-    uint8_t rs[NG_KEY_BYTES];    /* the other side's static public key */
+    ng_keypair e;             /* initiator: own ephemeral */
+    uint8_t re[NG_KEY_BYTES]; /* responder: initiator's ephemeral */
+    uint8_t rs[NG_KEY_BYTES]; /* the other side's static public key */
     uint8_t dh[NG_DH_BYTES];
     uint8_t t1[NG_HASH_MAX_BYTES], t2[NG_HASH_MAX_BYTES], t3[NG_HASH_MAX_BYTES];
     ng_hash_kind hash;
@@ -236,9 +236,7 @@ ng_noise_write(const ng_noise_params *p, uint8_t *msg, const uint8_t *payload, s
             if (err == NG_OK)
                 mix_key(&hs, hs.dh, NG_DH_BYTES);
             break;
-        case T_PSK:
-            mix_key_and_hash(&hs, p->psk, NG_PSK_BYTES);
-            break;
+        case T_PSK: mix_key_and_hash(&hs, p->psk, NG_PSK_BYTES); break;
         }
     }
     if (err == NG_OK)
@@ -296,9 +294,7 @@ ng_noise_read(const ng_noise_params *p, const uint8_t *msg, size_t mlen, uint8_t
             if (err == NG_OK)
                 mix_key(&hs, hs.dh, NG_DH_BYTES);
             break;
-        case T_PSK:
-            mix_key_and_hash(&hs, p->psk, NG_PSK_BYTES);
-            break;
+        case T_PSK: mix_key_and_hash(&hs, p->psk, NG_PSK_BYTES); break;
         }
     }
     if (err == NG_OK)

@@ -174,8 +174,7 @@ ng_parcel_sealed_size(const ng_seal_params *p)
 
 /* Copies plaintext bytes [off, off + len) out of prefix || meta || body. */
 static void
-copy_plain(uint8_t *dst, size_t off, size_t len, const uint8_t prefix[NG_PARCEL_PREFIX_BYTES],
-           const ng_seal_params *p)
+copy_plain(uint8_t *dst, size_t off, size_t len, const uint8_t prefix[NG_PARCEL_PREFIX_BYTES], const ng_seal_params *p)
 {
     while (len > 0) {
         const uint8_t *src;

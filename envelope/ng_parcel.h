@@ -40,7 +40,7 @@ enum {
 
 /* Default ceiling on a whole parcel, for open and inspect. */
 #define NG_PARCEL_DEFAULT_MAX_BYTES ((size_t)64 * 1024 * 1024)
-#define NG_PARCEL_MAGIC "NGP1"
+#define NG_PARCEL_MAGIC             "NGP1"
 
 typedef struct ng_parcel_header {
     ng_pattern pattern;
@@ -74,8 +74,8 @@ typedef struct ng_seal_params {
     size_t meta_len;              /* <= NG_PARCEL_MAX_META */
     const uint8_t *body;
     size_t body_len;
-    uint64_t created_ms; /* 0: now */
-    uint64_t ttl_ms;     /* > 0; expires = created + ttl */
+    uint64_t created_ms;       /* 0: now */
+    uint64_t ttl_ms;           /* > 0; expires = created + ttl */
     const uint8_t *message_id; /* NULL: random */
     ng_ss_cache *cache;        /* optional: reuse ss for K and X */
     size_t max_chunk;          /* 0: largest messages; tests pick other splits */

@@ -46,8 +46,8 @@ ng_cli_read_secret(const char *cmd, const char *what, const char *path, uint8_t 
     ng_err err = ng_io_read_hex_file(path, out, outlen);
 
     if (err == NG_ERR_PARSE)
-        return ng_cli_fail(NG_EXIT_USAGE, cmd, "%s: not a %s file (expected %zu hex characters and a newline)",
-                           path, what, 2 * outlen);
+        return ng_cli_fail(NG_EXIT_USAGE, cmd, "%s: not a %s file (expected %zu hex characters and a newline)", path,
+                           what, 2 * outlen);
     if (err)
         return ng_cli_fail(NG_EXIT_USAGE, cmd, "%s: cannot read the %s file", path, what);
     return 0;

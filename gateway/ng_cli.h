@@ -37,8 +37,7 @@ NG_MUST_CHECK int ng_cli_parse_pub(const char *cmd, const char *what, const char
 NG_MUST_CHECK int ng_cli_read_input(const char *cmd, const char *path, uint8_t **buf, size_t *len);
 
 /* Reads a key or psk file, reporting errors; 0 or an exit code. */
-NG_MUST_CHECK int ng_cli_read_secret(const char *cmd, const char *what, const char *path, uint8_t *out,
-                                     size_t outlen);
+NG_MUST_CHECK int ng_cli_read_secret(const char *cmd, const char *what, const char *path, uint8_t *out, size_t outlen);
 
 void ng_cli_usage(void);
 

@@ -106,10 +106,14 @@ static int
 seal_parse(int argc, char **argv, struct seal_args *a)
 {
     static const struct option opts[] = {
-        {"to", required_argument, NULL, 't'},      {"from", required_argument, NULL, 'f'},
-        {"pattern", required_argument, NULL, 'p'}, {"psk", required_argument, NULL, 'k'},
-        {"suite", required_argument, NULL, 's'},   {"content-type", required_argument, NULL, 'c'},
-        {"ttl", required_argument, NULL, 'l'},     {"output", required_argument, NULL, 'o'},
+        {"to", required_argument, NULL, 't'},
+        {"from", required_argument, NULL, 'f'},
+        {"pattern", required_argument, NULL, 'p'},
+        {"psk", required_argument, NULL, 'k'},
+        {"suite", required_argument, NULL, 's'},
+        {"content-type", required_argument, NULL, 'c'},
+        {"ttl", required_argument, NULL, 'l'},
+        {"output", required_argument, NULL, 'o'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -143,8 +147,7 @@ seal_settings(const struct seal_args *a, ng_seal_params *p, char **meta)
     ng_pattern base = a->from != NULL ? NG_PATTERN_X : NG_PATTERN_N;
     json_t *m;
 
-    if (a->pattern != NULL &&
-        (ng_pattern_parse(a->pattern, &base) != NG_OK || ng_pattern_has_psk(base)))
+    if (a->pattern != NULL && (ng_pattern_parse(a->pattern, &base) != NG_OK || ng_pattern_has_psk(base)))
         return ng_cli_fail(NG_EXIT_USAGE, "seal", "--pattern: expected N, K or X (--psk makes the psk forms)");
     if (base == NG_PATTERN_N && a->from != NULL)
         return ng_cli_fail(NG_EXIT_USAGE, "seal", "pattern N has no sender key: drop --from, or use K or X");
@@ -159,8 +162,7 @@ seal_settings(const struct seal_args *a, ng_seal_params *p, char **meta)
         return ng_cli_fail(NG_EXIT_USAGE, "seal", "--suite %s: %s", a->suite, ng_strerror(NG_ERR_UNSUPPORTED));
     p->ttl_ms = (uint64_t)DEFAULT_TTL_S * 1000u;
     if (a->ttl != NULL && parse_ttl(a->ttl, &p->ttl_ms) != 0)
-        return ng_cli_fail(NG_EXIT_USAGE, "seal", "--ttl %s: expected whole seconds from 1 to %d", a->ttl,
-                           MAX_TTL_S);
+        return ng_cli_fail(NG_EXIT_USAGE, "seal", "--ttl %s: expected whole seconds from 1 to %d", a->ttl, MAX_TTL_S);
     if (ct[0] == '\0' || strlen(ct) > MAX_CONTENT_TYPE)
         return ng_cli_fail(NG_EXIT_USAGE, "seal", "--content-type: expected 1 to %d characters", MAX_CONTENT_TYPE);
     m = json_pack("{s:s}", "content_type", ct);
@@ -265,9 +267,12 @@ static int
 open_parse(int argc, char **argv, struct open_args *a)
 {
     static const struct option opts[] = {
-        {"key", required_argument, NULL, 'k'},   {"from", required_argument, NULL, 'f'},
-        {"psk", required_argument, NULL, 'p'},   {"ignore-expiry", no_argument, NULL, 'i'},
-        {"json", no_argument, NULL, 'j'},        {"output", required_argument, NULL, 'o'},
+        {"key", required_argument, NULL, 'k'},
+        {"from", required_argument, NULL, 'f'},
+        {"psk", required_argument, NULL, 'p'},
+        {"ignore-expiry", no_argument, NULL, 'i'},
+        {"json", no_argument, NULL, 'j'},
+        {"output", required_argument, NULL, 'o'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -370,13 +375,14 @@ ng_cli_open(int argc, char **argv)
         goto out;
     }
     if (err) {
-        rc = ng_cli_fail(err == NG_ERR_NOMEM ? NG_EXIT_USAGE : NG_EXIT_NOT_OPENED, "open",
-                         "parcel did not open: %s", ng_strerror(err));
+        rc = ng_cli_fail(err == NG_ERR_NOMEM ? NG_EXIT_USAGE : NG_EXIT_NOT_OPENED, "open", "parcel did not open: %s",
+                         ng_strerror(err));
         goto out;
     }
     meta = parse_meta(&o);
     if (meta == NULL) {
-        rc = ng_cli_fail(NG_EXIT_NOT_OPENED, "open", "parcel did not open: meta is not a JSON object with content_type");
+        rc =
+            ng_cli_fail(NG_EXIT_NOT_OPENED, "open", "parcel did not open: meta is not a JSON object with content_type");
         goto out;
     }
     if (ng_io_write_all(a.out, o.body, o.body_len, 0600) != NG_OK) {
