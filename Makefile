@@ -69,9 +69,9 @@ bench: $(BENCH)
 
 # libFuzzer targets under ASan and UBSan, each run for FUZZ_SECONDS.
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_FLAGS := -std=c11 -O1 -g -D_POSIX_C_SOURCE=200809L -Ienvelope \
+FUZZ_FLAGS := -std=c11 -O1 -g -D_POSIX_C_SOURCE=200809L -Ienvelope -Wall -Wextra -Werror \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(shell pkg-config --cflags libsodium)
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(ENV_SRC)
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(ENV_SRC) $(wildcard envelope/*.h tests/fuzz/*.h)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(ENV_SRC) $(shell pkg-config --libs libsodium) -lpthread
 
