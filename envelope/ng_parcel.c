@@ -1,5 +1,6 @@
 #include "ng_parcel.h"
 
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -95,7 +96,9 @@ ng_parcel_inspect(ng_parcel_header *hdr, const uint8_t *parcel, size_t len, size
     memcpy(hdr->recipient_key_id, parcel + OFF_RECIPIENT, NG_KEY_ID_BYTES);
     memcpy(hdr->sender_key_id, parcel + OFF_SENDER, NG_KEY_ID_BYTES);
     hdr->n_messages = get_u16(parcel + OFF_COUNT);
-    if (hdr->expires_ms <= hdr->created_ms || hdr->n_messages == 0)
+    /* Times past INT64_MAX (the year 292 million) would turn negative in
+     * every signed consumer, JSON included: refuse them as malformed. */
+    if (hdr->expires_ms <= hdr->created_ms || hdr->expires_ms > INT64_MAX || hdr->n_messages == 0)
         return NG_ERR_MALFORMED;
     if ((ng_pattern_base(hdr->pattern) == NG_PATTERN_K) == sodium_is_zero(hdr->sender_key_id, NG_KEY_ID_BYTES))
         return NG_ERR_MALFORMED;
@@ -245,7 +248,7 @@ ng_parcel_seal(uint8_t *out, size_t cap, size_t *out_len, const ng_seal_params *
     if (cap < l.total)
         return NG_ERR_BUFFER_TOO_SMALL;
     created = p->created_ms != 0 ? p->created_ms : ng_parcel_now_ms();
-    if (p->ttl_ms > UINT64_MAX - created)
+    if (created > INT64_MAX || p->ttl_ms > (uint64_t)INT64_MAX - created)
         return NG_ERR_INVALID_ARG;
 
     memcpy(out, NG_PARCEL_MAGIC, 4);

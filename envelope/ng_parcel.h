@@ -57,7 +57,7 @@ typedef struct ng_parcel_header {
 
 /*
  * Parses the header and walks the message framing without any cryptography:
- * magic, known pattern and suite, zero flags, expires after created, sender
+ * magic, known pattern and suite, zero flags, created < expires <= INT64_MAX, sender
  * key id zero unless K, n >= 1, every length at least its minimum, no
  * trailing bytes, len <= max_bytes (0: NG_PARCEL_DEFAULT_MAX_BYTES).
  */

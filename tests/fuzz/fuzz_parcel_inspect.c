@@ -86,7 +86,8 @@ model_inspect(const uint8_t *d, size_t size, size_t *plain)
         return 0;
     if (!model_pattern(d[4]) || d[5] < 1 || d[5] > 6 || be16(d + 6) != 0)
         return 0;
-    if (be64(d + 32) <= be64(d + 24))
+    /* Times are signed-safe: nothing past INT64_MAX milliseconds. */
+    if (be64(d + 32) <= be64(d + 24) || be64(d + 32) > INT64_MAX)
         return 0;
     /* The sender key id is there exactly for K and Kpsk0. */
     if (((d[4] & 0x7f) == 0x02) == all_zero(d + 72, 32))
