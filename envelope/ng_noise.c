@@ -75,6 +75,8 @@ struct handshake {
     uint8_t re[NG_KEY_BYTES]; /* responder: initiator's ephemeral */
     uint8_t rs[NG_KEY_BYTES]; /* the other side's static public key */
     uint8_t dh[NG_DH_BYTES];
+    uint8_t ss[NG_DH_BYTES]; /* responder: computed ss, cached once authenticated */
+    int ss_to_cache;
     uint8_t t1[NG_HASH_MAX_BYTES], t2[NG_HASH_MAX_BYTES], t3[NG_HASH_MAX_BYTES];
     ng_hash_kind hash;
     size_t hlen;
@@ -288,11 +290,16 @@ ng_noise_read(const ng_noise_params *p, const uint8_t *msg, size_t mlen, uint8_t
         case T_S:
             err = decrypt_and_hash(&hs, hs.rs, r, NG_NOISE_S_BYTES);
             r += NG_NOISE_S_BYTES;
+            if (err == NG_OK && p->expected_rs != NULL && sodium_memcmp(hs.rs, p->expected_rs, NG_KEY_BYTES) != 0)
+                err = NG_ERR_WRONG_SENDER;
             break;
         case T_SS:
-            err = ng_ss_cache_dh(p->cache, hs.dh, p->local, hs.rs);
+            if (!ng_ss_cache_lookup(p->cache, hs.ss, p->local->pub, hs.rs)) {
+                err = ng_dh(hs.ss, p->local->priv, hs.rs);
+                hs.ss_to_cache = p->cache != NULL;
+            }
             if (err == NG_OK)
-                mix_key(&hs, hs.dh, NG_DH_BYTES);
+                mix_key(&hs, hs.ss, NG_DH_BYTES);
             break;
         case T_PSK: mix_key_and_hash(&hs, p->psk, NG_PSK_BYTES); break;
         }
@@ -301,6 +308,8 @@ ng_noise_read(const ng_noise_params *p, const uint8_t *msg, size_t mlen, uint8_t
         err = decrypt_and_hash(&hs, payload_out, r, mlen - (size_t)(r - msg));
     if (err == NG_OK) {
         split(&hs, c1, hs.cs.kind);
+        if (hs.ss_to_cache)
+            ng_ss_cache_insert(p->cache, p->local->pub, hs.rs, hs.ss);
         if (rs_out != NULL && base == NG_PATTERN_X)
             memcpy(rs_out, hs.rs, NG_KEY_BYTES);
     }

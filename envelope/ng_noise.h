@@ -37,9 +37,15 @@ typedef struct ng_noise_params {
      */
     const ng_keypair *local;
     const uint8_t *remote_pub;
+    /* Responder, X only: the one sender accepted, checked as soon as s is
+     * decrypted so that a refused sender costs no further DH. */
+    const uint8_t *expected_rs;
     /* Initiator only; NULL means a fresh random one. Tests inject fixed keys. */
     const uint8_t *fixed_ephemeral;
-    ng_ss_cache *cache; /* optional, for the ss token */
+    /* Optional, for the ss token. The responder inserts only once the
+     * handshake message has authenticated, so forged parcels cannot evict
+     * real peers' entries. */
+    ng_ss_cache *cache;
 } ng_noise_params;
 
 /*
@@ -62,6 +68,7 @@ NG_MUST_CHECK ng_err ng_noise_write(const ng_noise_params *p, uint8_t *msg, cons
  * Reads a handshake message of mlen bytes; writes the payload (mlen - overhead
  * bytes) to payload_out. rs_out (for X and Xpsk1) receives the initiator's
  * static public key. On error nothing useful is left in the outputs.
+ * NG_ERR_WRONG_SENDER when expected_rs is set and s is another key.
  */
 NG_MUST_CHECK ng_err ng_noise_read(const ng_noise_params *p, const uint8_t *msg, size_t mlen, uint8_t *payload_out,
                                    ng_cipher_state *c1, uint8_t *rs_out, uint8_t *hash_out);

@@ -400,6 +400,8 @@ ng_parcel_open(uint8_t *out, size_t cap, ng_opened *o, const uint8_t *parcel, si
     np.local = p->recipient;
     np.remote_pub = p->sender_pub;
     np.cache = p->cache;
+    if (ng_pattern_base(h.pattern) == NG_PATTERN_X)
+        np.expected_rs = p->sender_pub;
     if (np.remote_pub == NULL)
         np.remote_pub = rs; /* unused outside K, but must not be NULL */
 
@@ -421,10 +423,6 @@ ng_parcel_open(uint8_t *out, size_t cap, ng_opened *o, const uint8_t *parcel, si
         goto fail;
 
     if (ng_pattern_base(h.pattern) == NG_PATTERN_X) {
-        if (p->sender_pub != NULL && sodium_memcmp(rs, p->sender_pub, NG_KEY_BYTES) != 0) {
-            err = NG_ERR_WRONG_SENDER;
-            goto fail;
-        }
         memcpy(o->sender_pub, rs, NG_KEY_BYTES);
         o->has_sender = 1;
     } else if (ng_pattern_base(h.pattern) == NG_PATTERN_K) {

@@ -79,58 +79,80 @@ set_of(ng_ss_cache *c, const uint8_t *local, const uint8_t *remote)
     return &c->entries[(v % c->sets) * WAYS];
 }
 
+static struct entry *
+find(struct entry *set, const uint8_t *local, const uint8_t *remote)
+{
+    int i;
+
+    for (i = 0; i < WAYS; i++)
+        if (set[i].last_used != 0 && memcmp(set[i].local, local, NG_KEY_BYTES) == 0 &&
+            memcmp(set[i].remote, remote, NG_KEY_BYTES) == 0)
+            return &set[i];
+    return NULL;
+}
+
+int
+ng_ss_cache_lookup(ng_ss_cache *c, uint8_t out[NG_DH_BYTES], const uint8_t local_pub[NG_KEY_BYTES],
+                   const uint8_t remote_pub[NG_KEY_BYTES])
+{
+    struct entry *e;
+
+    if (c == NULL)
+        return 0;
+    pthread_mutex_lock(&c->lock);
+    e = find(set_of(c, local_pub, remote_pub), local_pub, remote_pub);
+    if (e != NULL) {
+        memcpy(out, e->ss, NG_DH_BYTES);
+        e->last_used = ++c->tick;
+        c->hits++;
+    } else {
+        c->misses++;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return e != NULL;
+}
+
+void
+ng_ss_cache_insert(ng_ss_cache *c, const uint8_t local_pub[NG_KEY_BYTES], const uint8_t remote_pub[NG_KEY_BYTES],
+                   const uint8_t ss[NG_DH_BYTES])
+{
+    struct entry *set, *victim;
+    int i;
+
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&c->lock);
+    set = set_of(c, local_pub, remote_pub);
+    /* Two threads may both have missed and computed the same entry: the
+     * second insert refreshes it instead of taking a second slot. */
+    victim = find(set, local_pub, remote_pub);
+    if (victim == NULL) {
+        victim = &set[0];
+        for (i = 1; i < WAYS; i++)
+            if (set[i].last_used < victim->last_used)
+                victim = &set[i];
+    }
+    sodium_memzero(victim, sizeof *victim);
+    memcpy(victim->local, local_pub, NG_KEY_BYTES);
+    memcpy(victim->remote, remote_pub, NG_KEY_BYTES);
+    memcpy(victim->ss, ss, NG_DH_BYTES);
+    victim->last_used = ++c->tick;
+    pthread_mutex_unlock(&c->lock);
+}
+
 ng_err
 ng_ss_cache_dh(ng_ss_cache *c, uint8_t out[NG_DH_BYTES], const ng_keypair *local,
                const uint8_t remote_pub[NG_KEY_BYTES])
 {
-    struct entry *set, *victim;
     ng_err err;
-    int i;
 
-    if (c == NULL)
-        return ng_dh(out, local->priv, remote_pub);
-
-    pthread_mutex_lock(&c->lock);
-    set = set_of(c, local->pub, remote_pub);
-    for (i = 0; i < WAYS; i++) {
-        struct entry *e = &set[i];
-        if (e->last_used != 0 && memcmp(e->local, local->pub, NG_KEY_BYTES) == 0 &&
-            memcmp(e->remote, remote_pub, NG_KEY_BYTES) == 0) {
-            memcpy(out, e->ss, NG_DH_BYTES);
-            e->last_used = ++c->tick;
-            c->hits++;
-            pthread_mutex_unlock(&c->lock);
-            return NG_OK;
-        }
-    }
-    c->misses++;
-    pthread_mutex_unlock(&c->lock);
-
-    /* The DH runs unlocked; two threads may both compute the same entry, and
-     * the second insert below then simply refreshes it. */
+    if (ng_ss_cache_lookup(c, out, local->pub, remote_pub))
+        return NG_OK;
+    /* The DH runs unlocked. */
     err = ng_dh(out, local->priv, remote_pub);
-    if (err)
-        return err;
-
-    pthread_mutex_lock(&c->lock);
-    victim = &set[0];
-    for (i = 0; i < WAYS; i++) {
-        struct entry *e = &set[i];
-        if (e->last_used != 0 && memcmp(e->local, local->pub, NG_KEY_BYTES) == 0 &&
-            memcmp(e->remote, remote_pub, NG_KEY_BYTES) == 0) {
-            victim = e;
-            break;
-        }
-        if (e->last_used < victim->last_used)
-            victim = e;
-    }
-    sodium_memzero(victim, sizeof *victim);
-    memcpy(victim->local, local->pub, NG_KEY_BYTES);
-    memcpy(victim->remote, remote_pub, NG_KEY_BYTES);
-    memcpy(victim->ss, out, NG_DH_BYTES);
-    victim->last_used = ++c->tick;
-    pthread_mutex_unlock(&c->lock);
-    return NG_OK;
+    if (err == NG_OK)
+        ng_ss_cache_insert(c, local->pub, remote_pub, out);
+    return err;
 }
 
 void

@@ -39,6 +39,17 @@ void ng_ss_cache_free(ng_ss_cache *c);
 NG_MUST_CHECK ng_err ng_ss_cache_dh(ng_ss_cache *cache, uint8_t out[NG_DH_BYTES], const ng_keypair *local,
                                     const uint8_t remote_pub[NG_KEY_BYTES]) NG_NONNULL(2, 3, 4);
 
+/*
+ * The two halves of ng_ss_cache_dh, for a reader who must not cache a DH
+ * with a key it has not yet authenticated (an X sender's static key is
+ * only proven by the handshake tag): lookup returns 1 and fills out on a
+ * hit, 0 on a miss (or a NULL cache); insert stores a computed result.
+ */
+int ng_ss_cache_lookup(ng_ss_cache *cache, uint8_t out[NG_DH_BYTES], const uint8_t local_pub[NG_KEY_BYTES],
+                       const uint8_t remote_pub[NG_KEY_BYTES]);
+void ng_ss_cache_insert(ng_ss_cache *cache, const uint8_t local_pub[NG_KEY_BYTES],
+                        const uint8_t remote_pub[NG_KEY_BYTES], const uint8_t ss[NG_DH_BYTES]);
+
 /* Wipes every entry in which pub is the local or the remote key (key retirement). */
 void ng_ss_cache_forget(ng_ss_cache *c, const uint8_t pub[NG_KEY_BYTES]);
 
