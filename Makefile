@@ -58,7 +58,7 @@ test: $(TESTS) $(BIN)
 
 # The same suites built with AddressSanitizer and UndefinedBehaviorSanitizer.
 asan:
-	$(MAKE) BUILD=build/asan SANITIZE=1 OPT=-O1 test
+	$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 OPT=-O1 test
 
 $(BENCH): bench/bench_envelope.c $(LIB)
 	@mkdir -p $(@D)
