@@ -12,7 +12,7 @@ FUZZ_CC ?= clang
 VERSION := 0.1.0
 
 PKGS := libsodium jansson
-CPPFLAGS += -D_POSIX_C_SOURCE=200809L -Ienvelope -Igateway
+CPPFLAGS += -D_POSIX_C_SOURCE=200809L -Ienvelope -Ivault -Igateway
 CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra $(WERROR) -Wstrict-prototypes -Wwrite-strings \
             -Wmissing-prototypes -Wshadow -MMD -MP $(shell pkg-config --cflags $(PKGS))
 LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lpthread
@@ -24,13 +24,16 @@ endif
 ENV_SRC := $(wildcard envelope/*.c)
 ENV_HDR := envelope/ng_envelope.h envelope/ng_error.h envelope/ng_hex.h envelope/ng_key.h \
            envelope/ng_parcel.h envelope/ng_sscache.h envelope/ng_suite.h
-GW_SRC  := $(wildcard gateway/*.c)
+# Everything but main() also goes into an internal library the tests link.
+CORE_SRC := $(wildcard vault/*.c) $(filter-out gateway/main.c,$(wildcard gateway/*.c))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 CLI_SRC  := $(wildcard tests/cli/test_*.c)
 
 ENV_OBJ := $(ENV_SRC:%.c=$(BUILD)/%.o)
-GW_OBJ  := $(GW_SRC:%.c=$(BUILD)/%.o)
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
+MAIN_OBJ := $(BUILD)/gateway/main.o
 LIB     := $(BUILD)/libnoisegate-envelope.a
+CORE    := $(BUILD)/libnoisegate-core.a
 BIN     := $(BUILD)/noisegate
 TESTS   := $(UNIT_SRC:%.c=$(BUILD)/%) $(CLI_SRC:%.c=$(BUILD)/%)
 BENCH   := $(BUILD)/bench/bench_envelope
@@ -45,12 +48,15 @@ $(BUILD)/%.o: %.c
 $(LIB): $(ENV_OBJ)
 	$(AR) rcs $@ $^
 
-$(BIN): $(GW_OBJ) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $(GW_OBJ) $(LIB) $(LDLIBS)
+$(CORE): $(CORE_OBJ)
+	$(AR) rcs $@ $^
 
-$(BUILD)/tests/%: tests/%.c $(LIB)
+$(BIN): $(MAIN_OBJ) $(CORE) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(MAIN_OBJ) $(CORE) $(LIB) $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c $(CORE) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CORE) $(LIB) $(LDLIBS) -lcmocka
 
 # Every suite, with one closing line: "tests: N passed, N failed".
 test: $(TESTS) $(BIN)
@@ -97,9 +103,9 @@ uninstall:
 
 # Formatting and the functions we do not use.
 style:
-	clang-format --dry-run --Werror envelope/*.[ch] gateway/*.[ch] tests/*/*.c bench/*.c
+	clang-format --dry-run --Werror envelope/*.[ch] vault/*.[ch] gateway/*.[ch] tests/*/*.c bench/*.c
 	! grep -nE '\b(strcpy|strcat|sprintf|vsprintf|strtok|atoi|atol|gets|rand)\(' \
-	  envelope/*.[ch] gateway/*.[ch]
+	  envelope/*.[ch] vault/*.[ch] gateway/*.[ch]
 
 clean:
 	rm -rf build

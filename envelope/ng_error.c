@@ -29,6 +29,9 @@ ng_strerror(ng_err err)
     case NG_ERR_IO: return "I/O error";
     case NG_ERR_PARSE: return "does not parse";
     case NG_ERR_EXISTS: return "already exists";
+    case NG_ERR_VAULT_KEY: return "wrong master key or passphrase for this vault";
+    case NG_ERR_CORRUPT: return "integrity check failed (corrupted or tampered)";
+    case NG_ERR_NOT_FOUND: return "not found";
     case NG_ERR__COUNT: break;
     }
     return "unknown error";

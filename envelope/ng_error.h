@@ -46,6 +46,9 @@ typedef enum ng_err {
     NG_ERR_IO = 22,              /* read or write failed */
     NG_ERR_PARSE = 23,           /* text input (hex, key file, JSON) does not parse */
     NG_ERR_EXISTS = 24,          /* refusing to overwrite */
+    NG_ERR_VAULT_KEY = 25,       /* the master key or passphrase does not open this vault */
+    NG_ERR_CORRUPT = 26,         /* stored data failed its integrity check */
+    NG_ERR_NOT_FOUND = 27,       /* no such entry */
     NG_ERR__COUNT                /* not a code: keep last */
 } ng_err;
 

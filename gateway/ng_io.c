@@ -96,6 +96,27 @@ write_fd(int fd, const uint8_t *buf, size_t len)
     return NG_OK;
 }
 
+/* After a rename, the directory entry itself must reach the disk too. */
+static ng_err
+sync_dir(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    size_t len = slash == NULL ? 1 : (slash == path ? 1 : (size_t)(slash - path));
+    int fd, rc;
+
+    if (len >= sizeof dir)
+        return NG_ERR_IO;
+    memcpy(dir, slash == NULL ? "." : path, len);
+    dir[len] = '\0';
+    fd = open(dir, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NG_ERR_IO;
+    rc = fsync(fd);
+    close(fd);
+    return rc == 0 ? NG_OK : NG_ERR_IO;
+}
+
 ng_err
 ng_io_write_all(const char *path, const uint8_t *buf, size_t len, mode_t mode)
 {
@@ -108,6 +129,9 @@ ng_io_write_all(const char *path, const uint8_t *buf, size_t len, mode_t mode)
     n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     if (n < 0 || (size_t)n >= sizeof tmp)
         return NG_ERR_IO;
+    /* The name carries our pid, so a file of that name is a leftover of a
+     * killed process that had the same pid: safe to remove. */
+    unlink(tmp);
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0)
         return NG_ERR_IO;
@@ -118,9 +142,11 @@ ng_io_write_all(const char *path, const uint8_t *buf, size_t len, mode_t mode)
         err = NG_ERR_IO;
     if (err == NG_OK && rename(tmp, path) != 0)
         err = NG_ERR_IO;
-    if (err)
+    if (err) {
         unlink(tmp);
-    return err;
+        return err;
+    }
+    return sync_dir(path);
 }
 
 ng_err

@@ -1,0 +1,297 @@
+/*
+ * The vault file: round trips, every byte flipped and every truncation
+ * refused, wrong master key and passphrase, the Argon2id path, concurrent
+ * writers in two processes, and a writer killed mid-write.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "ng_io.h"
+#include "ng_vault.h"
+
+static char dir[256], path[300];
+static uint8_t master[NG_VAULT_KEY_BYTES];
+
+static ng_vault_secret
+raw_key(const uint8_t *k)
+{
+    ng_vault_secret s = {0, k, NG_VAULT_KEY_BYTES, 0, 0};
+
+    return s;
+}
+
+static ng_vault_secret
+passphrase(const char *p)
+{
+    /* The smallest Argon2id limits keep the test fast; the file records them. */
+    ng_vault_secret s = {1, (const uint8_t *)p, strlen(p), crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_MEMLIMIT_MIN};
+
+    return s;
+}
+
+struct put_ctx {
+    const char *name;
+    const char *value;
+};
+
+static ng_err
+put_one(ng_vault *v, void *ctx)
+{
+    const struct put_ctx *p = ctx;
+
+    return ng_vault_put(v, p->name, (const uint8_t *)p->value, strlen(p->value));
+}
+
+static void
+put(const ng_vault_secret *s, const char *name, const char *value)
+{
+    struct put_ctx c = {name, value};
+
+    assert_int_equal(ng_vault_update(path, s, put_one, &c), NG_OK);
+}
+
+static void
+expect_entry(ng_vault *v, const char *name, const char *value)
+{
+    uint8_t buf[256];
+    size_t len;
+
+    assert_int_equal(ng_vault_get(v, name, buf, sizeof buf, &len), NG_OK);
+    assert_int_equal(len, strlen(value));
+    assert_memory_equal(buf, value, len);
+}
+
+static int
+setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "%s/ngvault-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    snprintf(path, sizeof path, "%s/vault", dir);
+    randombytes_buf(master, sizeof master);
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    char cmd[400];
+
+    (void)state;
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+test_round_trip(void **state)
+{
+    ng_vault_secret s = raw_key(master);
+    ng_vault *v;
+    uint8_t small[2];
+    size_t len;
+    struct stat st;
+
+    (void)state;
+    assert_int_equal(ng_vault_create(path, &s), NG_OK);
+    assert_int_equal(ng_vault_create(path, &s), NG_ERR_EXISTS);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    put(&s, "tenant/acme/noise/1", "secret-one");
+    put(&s, "tenant/acme/psk", "secret-two");
+    put(&s, "tenant/acme/noise/1", "replaced");
+    assert_int_equal(ng_vault_open(&v, path, &s), NG_OK);
+    assert_int_equal(ng_vault_count(v), 2);
+    assert_string_equal(ng_vault_name(v, 0), "tenant/acme/noise/1");
+    expect_entry(v, "tenant/acme/noise/1", "replaced");
+    expect_entry(v, "tenant/acme/psk", "secret-two");
+    assert_int_equal(ng_vault_get(v, "nope", small, sizeof small, &len), NG_ERR_NOT_FOUND);
+    assert_int_equal(ng_vault_get(v, "tenant/acme/psk", small, sizeof small, &len), NG_ERR_BUFFER_TOO_SMALL);
+    assert_int_equal(ng_vault_put(v, "bad name!", small, 1), NG_ERR_INVALID_ARG);
+    assert_int_equal(ng_vault_put(v, "", small, 1), NG_ERR_INVALID_ARG);
+    assert_int_equal(ng_vault_delete(v, "nope"), NG_ERR_NOT_FOUND);
+    ng_vault_close(v);
+}
+
+static void
+test_wrong_key_and_passphrase(void **state)
+{
+    ng_vault_secret s = raw_key(master), p = passphrase("correct horse"), bad = passphrase("wrong horse");
+    uint8_t other[NG_VAULT_KEY_BYTES];
+    ng_vault_secret o = raw_key(other);
+    ng_vault *v;
+
+    (void)state;
+    memcpy(other, master, sizeof other);
+    other[0] ^= 1;
+    assert_int_equal(ng_vault_create(path, &s), NG_OK);
+    put(&s, "k", "v");
+    assert_int_equal(ng_vault_open(&v, path, &o), NG_ERR_VAULT_KEY);
+    assert_null(v);
+    assert_int_equal(ng_vault_open(&v, path, &p), NG_ERR_VAULT_KEY);
+
+    /* Rekey to a passphrase: the old key stops working, the passphrase opens. */
+    assert_int_equal(ng_vault_rekey(path, &s, &p), NG_OK);
+    assert_int_equal(ng_vault_open(&v, path, &s), NG_ERR_VAULT_KEY);
+    assert_int_equal(ng_vault_open(&v, path, &bad), NG_ERR_VAULT_KEY);
+    assert_int_equal(ng_vault_open(&v, path, &p), NG_OK);
+    expect_entry(v, "k", "v");
+    ng_vault_close(v);
+    /* And back to a raw key. */
+    assert_int_equal(ng_vault_rekey(path, &p, &o), NG_OK);
+    assert_int_equal(ng_vault_open(&v, path, &o), NG_OK);
+    expect_entry(v, "k", "v");
+    ng_vault_close(v);
+}
+
+static void
+write_file(const uint8_t *buf, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+
+    assert_non_null(f);
+    assert_int_equal(fwrite(buf, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void
+test_every_byte_and_truncation(void **state)
+{
+    ng_vault_secret s = raw_key(master);
+    uint8_t *orig;
+    size_t len, i;
+    int bit;
+    ng_vault *v;
+
+    (void)state;
+    assert_int_equal(ng_vault_create(path, &s), NG_OK);
+    put(&s, "a", "first value");
+    put(&s, "b", "second");
+    assert_int_equal(ng_io_read_all(path, 1 << 20, &orig, &len), NG_OK);
+    for (i = 0; i < len; i++) {
+        for (bit = 0; bit < 8; bit += 7) {
+            orig[i] ^= (uint8_t)(1u << bit);
+            write_file(orig, len);
+            if (ng_vault_open(&v, path, &s) == NG_OK)
+                fail_msg("vault opened with byte %zu changed", i);
+            orig[i] ^= (uint8_t)(1u << bit);
+        }
+    }
+    for (i = 0; i < len; i++) {
+        write_file(orig, i);
+        if (ng_vault_open(&v, path, &s) == NG_OK)
+            fail_msg("vault opened truncated to %zu bytes", i);
+    }
+    orig = realloc(orig, len + 1);
+    orig[len] = 0;
+    write_file(orig, len + 1);
+    assert_int_equal(ng_vault_open(&v, path, &s), NG_ERR_CORRUPT);
+    write_file(orig, len);
+    assert_int_equal(ng_vault_open(&v, path, &s), NG_OK);
+    ng_vault_close(v);
+    free(orig);
+}
+
+static void
+adder(const ng_vault_secret *s, const char *prefix, int n)
+{
+    char name[64];
+    int i;
+
+    for (i = 0; i < n; i++) {
+        struct put_ctx c = {name, "value"};
+        snprintf(name, sizeof name, "%s-%d", prefix, i);
+        if (ng_vault_update(path, s, put_one, &c) != NG_OK)
+            _exit(1);
+    }
+    _exit(0);
+}
+
+static void
+test_two_writers(void **state)
+{
+    ng_vault_secret s = raw_key(master);
+    pid_t a, b;
+    int st;
+    ng_vault *v;
+
+    (void)state;
+    assert_int_equal(ng_vault_create(path, &s), NG_OK);
+    if ((a = fork()) == 0)
+        adder(&s, "alpha", 25);
+    if ((b = fork()) == 0)
+        adder(&s, "beta", 25);
+    assert_int_equal(waitpid(a, &st, 0), a);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(waitpid(b, &st, 0), b);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(ng_vault_open(&v, path, &s), NG_OK);
+    assert_int_equal(ng_vault_count(v), 50);
+    ng_vault_close(v);
+}
+
+/* SIGKILL a writer at random moments: the file is always the old or the new state. */
+static void
+test_killed_writer(void **state)
+{
+    ng_vault_secret s = raw_key(master);
+    ng_vault *v;
+    size_t before = 0;
+    int round;
+
+    (void)state;
+    assert_int_equal(ng_vault_create(path, &s), NG_OK);
+    for (round = 0; round < 12; round++) {
+        struct timespec ts = {0, (long)randombytes_uniform(20) * 1000000L};
+        pid_t w = fork();
+        size_t after;
+
+        if (w == 0) {
+            char name[32];
+            int i;
+            for (i = 0;; i++) {
+                struct put_ctx c = {name, "x"};
+                snprintf(name, sizeof name, "r%d-%d", round, i);
+                if (ng_vault_update(path, &s, put_one, &c) != NG_OK)
+                    _exit(1);
+            }
+        }
+        nanosleep(&ts, NULL);
+        kill(w, SIGKILL);
+        waitpid(w, NULL, 0);
+        assert_int_equal(ng_vault_open(&v, path, &s), NG_OK);
+        after = ng_vault_count(v);
+        assert_true(after >= before);
+        before = after;
+        ng_vault_close(v);
+    }
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_key_and_passphrase, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_every_byte_and_truncation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_writers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_killed_writer, setup, teardown),
+    };
+
+    if (sodium_init() < 0)
+        return 1;
+    return cmocka_run_group_tests_name("vault", tests, NULL, NULL);
+}

@@ -1,0 +1,566 @@
+/*
+ * Vault file, version 1 (integers big-endian):
+ *
+ *   0   4  magic "NGV1"            40  4  entry count
+ *   4   1  kdf: 0 raw key,         44 20  zero
+ *          1 Argon2id passphrase   64 40  check: nonce || tag of "" (AD: check label)
+ *   5   3  zero                    104 …  entries: u16 name_len, name, u32 blob_len,
+ *   8   8  Argon2id opslimit               blob = nonce(24) || ciphertext || tag
+ *  16   8  Argon2id memlimit       end-32  BLAKE2b-256 MAC, keyed, over all before it
+ *  24  16  salt
+ *
+ * Subkeys come from the master key with crypto_kdf: 1 seals entries, 2 keys
+ * the MAC. The check entry tells a wrong master key from a damaged file.
+ */
+#include "ng_vault.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "ng_io.h"
+
+enum {
+    HEADER_BYTES = 64,
+    NONCE = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+    TAG = crypto_aead_xchacha20poly1305_ietf_ABYTES,
+    CHECK_BYTES = NONCE + TAG,
+    MAC_BYTES = 32,
+    SALT_BYTES = 16,
+    KDF_RAW = 0,
+    KDF_ARGON2ID = 1,
+};
+
+#define MAX_FILE     ((size_t)256 * 1024 * 1024)
+#define MAX_OPSLIMIT 16u
+#define MAX_MEMLIMIT ((uint64_t)4 * 1024 * 1024 * 1024)
+
+_Static_assert(SALT_BYTES == crypto_pwhash_SALTBYTES, "Argon2id salt size");
+
+static const char kdf_context[crypto_kdf_CONTEXTBYTES + 1] = "ngvault1";
+static const char check_label[] = "noisegate-vault-check-v1";
+
+struct keys {
+    uint8_t entry[32];
+    uint8_t mac[32];
+};
+
+struct entry {
+    char name[NG_VAULT_MAX_NAME + 1];
+    uint8_t *value; /* sodium_malloc, PROT_NONE while idle */
+    size_t len;
+};
+
+struct ng_vault {
+    struct keys *keys; /* sodium_malloc, PROT_NONE while idle */
+    struct entry *entries;
+    size_t n, cap;
+    uint8_t kdf;
+    uint64_t opslimit, memlimit;
+    uint8_t salt[SALT_BYTES];
+};
+
+static void
+put_be(uint8_t *p, uint64_t v, int bytes)
+{
+    int i;
+
+    for (i = bytes - 1; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static uint64_t
+get_be(const uint8_t *p, int bytes)
+{
+    uint64_t v = 0;
+    int i;
+
+    for (i = 0; i < bytes; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static int
+name_ok(const char *name)
+{
+    size_t i, len = strlen(name);
+
+    if (len == 0 || len > NG_VAULT_MAX_NAME)
+        return 0;
+    for (i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-' || c == ':' || c == '/'))
+            return 0;
+    }
+    return 1;
+}
+
+static ng_vault *
+vault_new(void)
+{
+    ng_vault *v = calloc(1, sizeof *v);
+
+    if (v == NULL)
+        return NULL;
+    v->keys = sodium_malloc(sizeof *v->keys);
+    if (v->keys == NULL) {
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+void
+ng_vault_close(ng_vault *v)
+{
+    size_t i;
+
+    if (v == NULL)
+        return;
+    for (i = 0; i < v->n; i++)
+        sodium_free(v->entries[i].value); /* wipes before unmapping */
+    free(v->entries);
+    sodium_free(v->keys);
+    sodium_memzero(v, sizeof *v);
+    free(v);
+}
+
+/* Fills v->keys from the secret and the kdf parameters in v. */
+static ng_err
+derive_keys(ng_vault *v, const ng_vault_secret *s)
+{
+    uint8_t master[NG_VAULT_KEY_BYTES];
+
+    if ((v->kdf == KDF_ARGON2ID) != (s->passphrase != 0))
+        return NG_ERR_VAULT_KEY;
+    if (v->kdf == KDF_RAW) {
+        if (s->len != NG_VAULT_KEY_BYTES)
+            return NG_ERR_INVALID_ARG;
+        memcpy(master, s->data, sizeof master);
+    } else if (crypto_pwhash(master, sizeof master, (const char *)s->data, s->len, v->salt, v->opslimit,
+                             (size_t)v->memlimit, crypto_pwhash_ALG_ARGON2ID13) != 0) {
+        return NG_ERR_NOMEM;
+    }
+    sodium_mprotect_readwrite(v->keys);
+    crypto_kdf_derive_from_key(v->keys->entry, sizeof v->keys->entry, 1, kdf_context, master);
+    crypto_kdf_derive_from_key(v->keys->mac, sizeof v->keys->mac, 2, kdf_context, master);
+    sodium_mprotect_noaccess(v->keys);
+    sodium_memzero(master, sizeof master);
+    return NG_OK;
+}
+
+/* Seals value under the entry key with ad; out gets NONCE + len + TAG bytes. */
+static void
+seal(const ng_vault *v, uint8_t *out, const char *ad, const uint8_t *value, size_t len)
+{
+    randombytes_buf(out, NONCE);
+    sodium_mprotect_readonly(v->keys);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(out + NONCE, NULL, value, len, (const uint8_t *)ad, strlen(ad), NULL,
+                                               out, v->keys->entry);
+    sodium_mprotect_noaccess(v->keys);
+}
+
+static int
+unseal(const ng_vault *v, uint8_t *out, const char *ad, const uint8_t *blob, size_t blob_len)
+{
+    int rc;
+
+    sodium_mprotect_readonly(v->keys);
+    rc = crypto_aead_xchacha20poly1305_ietf_decrypt(out, NULL, NULL, blob + NONCE, blob_len - NONCE,
+                                                    (const uint8_t *)ad, strlen(ad), blob, v->keys->entry);
+    sodium_mprotect_noaccess(v->keys);
+    return rc;
+}
+
+static void
+mac(const ng_vault *v, uint8_t out[MAC_BYTES], const uint8_t *buf, size_t len)
+{
+    sodium_mprotect_readonly(v->keys);
+    crypto_generichash(out, MAC_BYTES, buf, len, v->keys->mac, sizeof v->keys->mac);
+    sodium_mprotect_noaccess(v->keys);
+}
+
+static size_t
+find(const ng_vault *v, const char *name, int *found)
+{
+    size_t lo = 0, hi = v->n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(v->entries[mid].name, name);
+        if (c == 0) {
+            *found = 1;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = 0;
+    return lo;
+}
+
+ng_err
+ng_vault_put(ng_vault *v, const char *name, const uint8_t *value, size_t len)
+{
+    struct entry *e;
+    uint8_t *copy;
+    size_t at;
+    int found;
+
+    if (!name_ok(name) || len > NG_VAULT_MAX_VALUE || (len > 0 && value == NULL))
+        return NG_ERR_INVALID_ARG;
+    copy = sodium_malloc(len > 0 ? len : 1);
+    if (copy == NULL)
+        return NG_ERR_NOMEM;
+    if (len > 0)
+        memcpy(copy, value, len);
+    sodium_mprotect_noaccess(copy);
+    at = find(v, name, &found);
+    if (found) {
+        e = &v->entries[at];
+        sodium_free(e->value);
+    } else {
+        if (v->n == NG_VAULT_MAX_ENTRIES) {
+            sodium_free(copy);
+            return NG_ERR_TOO_LARGE;
+        }
+        if (v->n == v->cap) {
+            size_t cap = v->cap ? v->cap * 2 : 16;
+            struct entry *more = realloc(v->entries, cap * sizeof *more);
+            if (more == NULL) {
+                sodium_free(copy);
+                return NG_ERR_NOMEM;
+            }
+            v->entries = more;
+            v->cap = cap;
+        }
+        memmove(&v->entries[at + 1], &v->entries[at], (v->n - at) * sizeof *v->entries);
+        v->n++;
+        e = &v->entries[at];
+        memset(e, 0, sizeof *e);
+        memcpy(e->name, name, strlen(name) + 1);
+    }
+    e->value = copy;
+    e->len = len;
+    return NG_OK;
+}
+
+ng_err
+ng_vault_get(ng_vault *v, const char *name, uint8_t *out, size_t cap, size_t *len)
+{
+    struct entry *e;
+    size_t at;
+    int found;
+
+    *len = 0;
+    at = find(v, name, &found);
+    if (!found)
+        return NG_ERR_NOT_FOUND;
+    e = &v->entries[at];
+    if (cap < e->len)
+        return NG_ERR_BUFFER_TOO_SMALL;
+    sodium_mprotect_readonly(e->value);
+    memcpy(out, e->value, e->len);
+    sodium_mprotect_noaccess(e->value);
+    *len = e->len;
+    return NG_OK;
+}
+
+ng_err
+ng_vault_delete(ng_vault *v, const char *name)
+{
+    size_t at;
+    int found;
+
+    at = find(v, name, &found);
+    if (!found)
+        return NG_ERR_NOT_FOUND;
+    sodium_free(v->entries[at].value);
+    memmove(&v->entries[at], &v->entries[at + 1], (v->n - at - 1) * sizeof *v->entries);
+    v->n--;
+    return NG_OK;
+}
+
+size_t
+ng_vault_count(const ng_vault *v)
+{
+    return v->n;
+}
+
+const char *
+ng_vault_name(const ng_vault *v, size_t i)
+{
+    return i < v->n ? v->entries[i].name : NULL;
+}
+
+/* The whole file, freshly sealed; *out is malloc'd (ciphertext only). */
+static ng_err
+serialize(const ng_vault *v, uint8_t **out, size_t *out_len)
+{
+    size_t size = HEADER_BYTES + CHECK_BYTES + MAC_BYTES, i;
+    uint8_t *buf, *w;
+
+    for (i = 0; i < v->n; i++)
+        size += 2 + strlen(v->entries[i].name) + 4 + NONCE + v->entries[i].len + TAG;
+    buf = calloc(1, size);
+    if (buf == NULL)
+        return NG_ERR_NOMEM;
+    memcpy(buf, "NGV1", 4);
+    buf[4] = v->kdf;
+    put_be(buf + 8, v->opslimit, 8);
+    put_be(buf + 16, v->memlimit, 8);
+    memcpy(buf + 24, v->salt, SALT_BYTES);
+    put_be(buf + 40, v->n, 4);
+    seal(v, buf + HEADER_BYTES, check_label, NULL, 0);
+    w = buf + HEADER_BYTES + CHECK_BYTES;
+    for (i = 0; i < v->n; i++) {
+        const struct entry *e = &v->entries[i];
+        size_t nlen = strlen(e->name);
+
+        put_be(w, nlen, 2);
+        memcpy(w + 2, e->name, nlen);
+        w += 2 + nlen;
+        put_be(w, NONCE + e->len + TAG, 4);
+        w += 4;
+        sodium_mprotect_readonly(e->value);
+        seal(v, w, e->name, e->value, e->len);
+        sodium_mprotect_noaccess(e->value);
+        w += NONCE + e->len + TAG;
+    }
+    mac(v, w, buf, (size_t)(w - buf));
+    *out = buf;
+    *out_len = size;
+    return NG_OK;
+}
+
+static ng_err
+parse(ng_vault *v, const uint8_t *buf, size_t len, const ng_vault_secret *s)
+{
+    uint8_t want[MAC_BYTES], empty[1];
+    const uint8_t *r, *end;
+    uint64_t count, i;
+    ng_err err;
+
+    if (len < HEADER_BYTES + CHECK_BYTES + MAC_BYTES || memcmp(buf, "NGV1", 4) != 0)
+        return NG_ERR_CORRUPT;
+    v->kdf = buf[4];
+    v->opslimit = get_be(buf + 8, 8);
+    v->memlimit = get_be(buf + 16, 8);
+    memcpy(v->salt, buf + 24, SALT_BYTES);
+    count = get_be(buf + 40, 4);
+    if (v->kdf > KDF_ARGON2ID || !sodium_is_zero(buf + 5, 3) || !sodium_is_zero(buf + 44, 20) ||
+        count > NG_VAULT_MAX_ENTRIES)
+        return NG_ERR_CORRUPT;
+    /* Limits come from the file: bound them before spending memory on them. */
+    if (v->kdf == KDF_ARGON2ID && (v->opslimit < crypto_pwhash_OPSLIMIT_MIN || v->opslimit > MAX_OPSLIMIT ||
+                                   v->memlimit < crypto_pwhash_MEMLIMIT_MIN || v->memlimit > MAX_MEMLIMIT))
+        return NG_ERR_CORRUPT;
+    if (v->kdf == KDF_RAW && (v->opslimit != 0 || v->memlimit != 0 || !sodium_is_zero(v->salt, SALT_BYTES)))
+        return NG_ERR_CORRUPT;
+    err = derive_keys(v, s);
+    if (err)
+        return err;
+    if (unseal(v, empty, check_label, buf + HEADER_BYTES, CHECK_BYTES) != 0)
+        return NG_ERR_VAULT_KEY;
+    mac(v, want, buf, len - MAC_BYTES);
+    if (sodium_memcmp(want, buf + len - MAC_BYTES, MAC_BYTES) != 0)
+        return NG_ERR_CORRUPT;
+
+    r = buf + HEADER_BYTES + CHECK_BYTES;
+    end = buf + len - MAC_BYTES;
+    for (i = 0; i < count; i++) {
+        char name[NG_VAULT_MAX_NAME + 1];
+        uint8_t *plain;
+        size_t nlen, blen;
+
+        if (end - r < 2 || (nlen = get_be(r, 2)) == 0 || nlen > NG_VAULT_MAX_NAME || (size_t)(end - r) < 2 + nlen + 4)
+            return NG_ERR_CORRUPT;
+        memcpy(name, r + 2, nlen);
+        name[nlen] = '\0';
+        r += 2 + nlen;
+        blen = get_be(r, 4);
+        r += 4;
+        if (blen < NONCE + TAG || blen - NONCE - TAG > NG_VAULT_MAX_VALUE || (size_t)(end - r) < blen ||
+            !name_ok(name) || (v->n > 0 && strcmp(v->entries[v->n - 1].name, name) >= 0))
+            return NG_ERR_CORRUPT;
+        plain = sodium_malloc(blen - NONCE - TAG + 1);
+        if (plain == NULL)
+            return NG_ERR_NOMEM;
+        if (unseal(v, plain, name, r, blen) != 0) {
+            sodium_free(plain);
+            return NG_ERR_CORRUPT;
+        }
+        err = ng_vault_put(v, name, plain, blen - NONCE - TAG);
+        sodium_free(plain);
+        if (err)
+            return err;
+        r += blen;
+    }
+    return r == end ? NG_OK : NG_ERR_CORRUPT;
+}
+
+static ng_err
+load(ng_vault **out, const char *path, const ng_vault_secret *s)
+{
+    ng_vault *v;
+    uint8_t *buf;
+    size_t len;
+    ng_err err;
+
+    *out = NULL;
+    if (s == NULL || s->data == NULL)
+        return NG_ERR_INVALID_ARG;
+    err = ng_io_read_all(path, MAX_FILE, &buf, &len);
+    if (err)
+        return err == NG_ERR_TOO_LARGE ? NG_ERR_CORRUPT : err;
+    v = vault_new();
+    err = v == NULL ? NG_ERR_NOMEM : parse(v, buf, len, s);
+    free(buf);
+    if (err) {
+        ng_vault_close(v);
+        return err;
+    }
+    *out = v;
+    return NG_OK;
+}
+
+ng_err
+ng_vault_open(ng_vault **out, const char *path, const ng_vault_secret *secret)
+{
+    return load(out, path, secret);
+}
+
+/* An exclusive POSIX record lock on "<path>.lock"; returns the fd or -1. */
+static int
+lock_vault(const char *path)
+{
+    char lock_path[4096];
+    struct flock fl;
+    int fd, n = snprintf(lock_path, sizeof lock_path, "%s.lock", path);
+
+    if (n < 0 || (size_t)n >= sizeof lock_path)
+        return -1;
+    fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    while (fcntl(fd, F_SETLKW, &fl) != 0) {
+        if (errno == EINTR)
+            continue;
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static ng_err
+store(const ng_vault *v, const char *path)
+{
+    uint8_t *buf;
+    size_t len;
+    ng_err err = serialize(v, &buf, &len);
+
+    if (err)
+        return err;
+    err = ng_io_write_all(path, buf, len, 0600);
+    free(buf);
+    return err;
+}
+
+/* Sets kdf parameters (and a fresh salt) for a vault sealed with s. */
+static void
+set_kdf(ng_vault *v, const ng_vault_secret *s)
+{
+    v->kdf = s->passphrase ? KDF_ARGON2ID : KDF_RAW;
+    v->opslimit = v->memlimit = 0;
+    memset(v->salt, 0, sizeof v->salt);
+    if (s->passphrase) {
+        v->opslimit = s->opslimit ? s->opslimit : crypto_pwhash_OPSLIMIT_MODERATE;
+        v->memlimit = s->memlimit ? s->memlimit : crypto_pwhash_MEMLIMIT_MODERATE;
+        randombytes_buf(v->salt, sizeof v->salt);
+    }
+}
+
+ng_err
+ng_vault_create(const char *path, const ng_vault_secret *secret)
+{
+    ng_vault *v;
+    ng_err err;
+    int fd;
+
+    if (secret == NULL || secret->data == NULL || (!secret->passphrase && secret->len != NG_VAULT_KEY_BYTES))
+        return NG_ERR_INVALID_ARG;
+    fd = lock_vault(path);
+    if (fd < 0)
+        return NG_ERR_IO;
+    if (access(path, F_OK) == 0) {
+        close(fd);
+        return NG_ERR_EXISTS;
+    }
+    v = vault_new();
+    if (v == NULL) {
+        close(fd);
+        return NG_ERR_NOMEM;
+    }
+    set_kdf(v, secret);
+    err = derive_keys(v, secret);
+    if (err == NG_OK)
+        err = store(v, path);
+    ng_vault_close(v);
+    close(fd);
+    return err;
+}
+
+ng_err
+ng_vault_update(const char *path, const ng_vault_secret *secret, ng_vault_update_fn fn, void *ctx)
+{
+    ng_vault *v;
+    ng_err err;
+    int fd = lock_vault(path);
+
+    if (fd < 0)
+        return NG_ERR_IO;
+    err = load(&v, path, secret);
+    if (err == NG_OK)
+        err = fn(v, ctx);
+    if (err == NG_OK)
+        err = store(v, path);
+    ng_vault_close(v);
+    close(fd);
+    return err;
+}
+
+ng_err
+ng_vault_rekey(const char *path, const ng_vault_secret *old_secret, const ng_vault_secret *new_secret)
+{
+    ng_vault *v;
+    ng_err err;
+    int fd;
+
+    if (new_secret == NULL || new_secret->data == NULL ||
+        (!new_secret->passphrase && new_secret->len != NG_VAULT_KEY_BYTES))
+        return NG_ERR_INVALID_ARG;
+    fd = lock_vault(path);
+    if (fd < 0)
+        return NG_ERR_IO;
+    err = load(&v, path, old_secret);
+    if (err == NG_OK) {
+        set_kdf(v, new_secret);
+        err = derive_keys(v, new_secret);
+    }
+    if (err == NG_OK)
+        err = store(v, path);
+    ng_vault_close(v);
+    close(fd);
+    return err;
+}

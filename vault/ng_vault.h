@@ -1,0 +1,82 @@
+/*
+ * ng_vault.h: the sealed key store, file form.
+ *
+ * A vault is a set of named secrets (Noise static keys, signing keys, psks,
+ * tokens). At rest each entry is sealed with XChaCha20-Poly1305 under a key
+ * derived from the master key, with the entry's name as associated data, so
+ * entries cannot be swapped or renamed; the whole file carries a keyed
+ * BLAKE2b MAC as well, so entries cannot be dropped, duplicated or replaced
+ * by those of another file, and any changed byte is refused. The master key
+ * is 32 random bytes (a key file, or NOISEGATE_VAULT_KEY), or comes from a
+ * passphrase through Argon2id with the salt and limits stored in the file.
+ *
+ * In memory every value lives in its own sodium_malloc region, kept
+ * PROT_NONE except inside ng_vault_get, and wiped when the vault is closed.
+ *
+ * Writers serialise on an flock'd lock file beside the vault and replace
+ * the file atomically (temp file, fsync, rename, fsync of the directory),
+ * so a reader sees the old or the new state and a killed writer leaves the
+ * old one. THREAD SAFETY: an ng_vault handle is not shared between threads.
+ */
+#ifndef NG_VAULT_H
+#define NG_VAULT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ng_error.h"
+
+enum {
+    NG_VAULT_KEY_BYTES = 32,
+    NG_VAULT_MAX_NAME = 255,
+    NG_VAULT_MAX_VALUE = 64 * 1024,
+    NG_VAULT_MAX_ENTRIES = 100000,
+};
+
+typedef struct ng_vault ng_vault;
+
+/* Where the master key comes from. */
+typedef struct ng_vault_secret {
+    int passphrase; /* 0: data is the 32-byte master key; 1: a passphrase */
+    const uint8_t *data;
+    size_t len;
+    /* Argon2id limits for a vault created or rekeyed with a passphrase;
+     * 0 means libsodium's "moderate" limits. Opening reads them from the file. */
+    uint64_t opslimit;
+    uint64_t memlimit;
+} ng_vault_secret;
+
+/* Creates an empty vault at path; NG_ERR_EXISTS if a file is there. */
+NG_MUST_CHECK ng_err ng_vault_create(const char *path, const ng_vault_secret *secret);
+
+/*
+ * Opens and verifies the whole vault. NG_ERR_VAULT_KEY for a wrong master
+ * key or passphrase, NG_ERR_CORRUPT for any other changed, missing or extra
+ * byte, NG_ERR_IO if it cannot be read.
+ */
+NG_MUST_CHECK ng_err ng_vault_open(ng_vault **out, const char *path, const ng_vault_secret *secret);
+/* Wipes every secret and frees; NULL is a no-op. */
+void ng_vault_close(ng_vault *v);
+
+/* Copies the value of name into out (cap bytes). NG_ERR_NOT_FOUND, NG_ERR_BUFFER_TOO_SMALL. */
+NG_MUST_CHECK ng_err ng_vault_get(ng_vault *v, const char *name, uint8_t *out, size_t cap, size_t *len);
+/* Adds or replaces an entry in memory (ng_vault_update writes it). */
+NG_MUST_CHECK ng_err ng_vault_put(ng_vault *v, const char *name, const uint8_t *value, size_t len);
+NG_MUST_CHECK ng_err ng_vault_delete(ng_vault *v, const char *name);
+size_t ng_vault_count(const ng_vault *v);
+/* The name of entry i (0 <= i < count), in name order. */
+const char *ng_vault_name(const ng_vault *v, size_t i);
+
+/*
+ * Read-modify-write under the vault's lock: opens the current file, calls
+ * fn, and if it returns NG_OK writes the result atomically. fn's error is
+ * returned unchanged and nothing is written.
+ */
+typedef ng_err (*ng_vault_update_fn)(ng_vault *v, void *ctx);
+NG_MUST_CHECK ng_err ng_vault_update(const char *path, const ng_vault_secret *secret, ng_vault_update_fn fn, void *ctx);
+
+/* Reseals every entry under a new master key or passphrase, atomically. */
+NG_MUST_CHECK ng_err ng_vault_rekey(const char *path, const ng_vault_secret *old_secret,
+                                    const ng_vault_secret *new_secret);
+
+#endif
