@@ -153,8 +153,6 @@ start(struct handshake *hs, const ng_noise_params *p)
         return NG_ERR_BAD_SUITE;
     if (!ng_suite_available(p->suite))
         return NG_ERR_UNSUPPORTED;
-    if (p->remote_pub == NULL)
-        return NG_ERR_INVALID_ARG;
     hs->psk = ng_pattern_has_psk(p->pattern);
     if (hs->psk != (p->psk != NULL))
         return NG_ERR_PSK_REQUIRED;
@@ -196,7 +194,8 @@ ng_noise_write(const ng_noise_params *p, uint8_t *msg, const uint8_t *payload, s
     ng_err err;
 
     memset(&hs, 0, sizeof hs);
-    if (p->local == NULL && ng_pattern_base(p->pattern) != NG_PATTERN_N)
+    /* The initiator always needs the responder's key, and its own for K and X. */
+    if (p->remote_pub == NULL || (p->local == NULL && ng_pattern_base(p->pattern) != NG_PATTERN_N))
         return finish(&hs, NG_ERR_INVALID_ARG, c1, NULL);
     if (plen > NG_NOISE_MAX_MESSAGE || plen + ng_noise_handshake_overhead(p->pattern) > NG_NOISE_MAX_MESSAGE)
         return finish(&hs, NG_ERR_TOO_LARGE, c1, NULL);
@@ -259,7 +258,8 @@ ng_noise_read(const ng_noise_params *p, const uint8_t *msg, size_t mlen, uint8_t
     ng_err err;
 
     memset(&hs, 0, sizeof hs);
-    if (p->local == NULL)
+    /* The responder always needs its own key, and the initiator's for K only. */
+    if (p->local == NULL || (p->remote_pub == NULL && base == NG_PATTERN_K))
         return finish(&hs, NG_ERR_INVALID_ARG, c1, NULL);
     if (mlen > NG_NOISE_MAX_MESSAGE || mlen < ng_noise_handshake_overhead(p->pattern))
         return finish(&hs, NG_ERR_MALFORMED, c1, NULL);

@@ -33,7 +33,8 @@ typedef struct ng_noise_params {
     const uint8_t *psk; /* NG_PSK_BYTES; required exactly for the psk patterns */
     /*
      * Initiator: its static key (K, X) and the responder's public key.
-     * Responder: its static key and, for K, the initiator's public key.
+     * Responder: its static key and, for K, the initiator's public key
+     * (remote_pub may be NULL for N and X).
      */
     const ng_keypair *local;
     const uint8_t *remote_pub;

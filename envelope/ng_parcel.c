@@ -402,8 +402,6 @@ ng_parcel_open(uint8_t *out, size_t cap, ng_opened *o, const uint8_t *parcel, si
     np.cache = p->cache;
     if (ng_pattern_base(h.pattern) == NG_PATTERN_X)
         np.expected_rs = p->sender_pub;
-    if (np.remote_pub == NULL)
-        np.remote_pub = rs; /* unused outside K, but must not be NULL */
 
     r = parcel + NG_PARCEL_HEADER_BYTES;
     mlen = get_u16(r);

@@ -105,6 +105,46 @@ test_handshake_size_limit(void **state)
     ng_keypair_wipe(&r);
 }
 
+/* Which keys each side must supply: the initiator always needs the
+ * responder's, the responder needs the initiator's for K only. */
+static void
+test_required_keys(void **state)
+{
+    static const ng_pattern patterns[] = {NG_PATTERN_N, NG_PATTERN_K, NG_PATTERN_X};
+    uint8_t msg[256], payload[8] = {0}, out[8];
+    ng_keypair r, i;
+    ng_noise_params w, rd;
+    ng_cipher_state c1;
+    size_t k, mlen;
+
+    (void)state;
+    ng_keypair_generate(&r);
+    ng_keypair_generate(&i);
+    for (k = 0; k < sizeof patterns / sizeof patterns[0]; k++) {
+        memset(&w, 0, sizeof w);
+        w.pattern = patterns[k];
+        w.suite = NG_SUITE_CHACHAPOLY_BLAKE2B;
+        w.local = &i;
+        assert_int_equal(ng_noise_write(&w, msg, payload, sizeof payload, &c1, NULL), NG_ERR_INVALID_ARG);
+        w.remote_pub = r.pub;
+        assert_int_equal(ng_noise_write(&w, msg, payload, sizeof payload, &c1, NULL), NG_OK);
+        ng_cipher_wipe(&c1);
+        mlen = ng_noise_handshake_overhead(patterns[k]) + sizeof payload;
+
+        rd = w;
+        rd.local = &r;
+        rd.remote_pub = NULL;
+        assert_int_equal(ng_noise_read(&rd, msg, mlen, out, &c1, NULL, NULL),
+                         patterns[k] == NG_PATTERN_K ? NG_ERR_INVALID_ARG : NG_OK);
+        ng_cipher_wipe(&c1);
+        rd.local = NULL;
+        rd.remote_pub = i.pub;
+        assert_int_equal(ng_noise_read(&rd, msg, mlen, out, &c1, NULL, NULL), NG_ERR_INVALID_ARG);
+    }
+    ng_keypair_wipe(&r);
+    ng_keypair_wipe(&i);
+}
+
 int
 main(void)
 {
@@ -112,6 +152,7 @@ main(void)
         cmocka_unit_test(test_nonce_exhaustion),
         cmocka_unit_test(test_bad_tag_keeps_nonce),
         cmocka_unit_test(test_handshake_size_limit),
+        cmocka_unit_test(test_required_keys),
     };
 
     if (sodium_init() < 0)
