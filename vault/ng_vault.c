@@ -131,6 +131,12 @@ ng_vault_close(ng_vault *v)
     free(v);
 }
 
+static int
+secret_ok(const ng_vault_secret *s)
+{
+    return s != NULL && s->data != NULL && (s->passphrase || s->len == NG_VAULT_KEY_BYTES);
+}
+
 /* Fills v->keys from the secret and the kdf parameters in v. */
 static ng_err
 derive_keys(ng_vault *v, const ng_vault_secret *s)
@@ -139,12 +145,13 @@ derive_keys(ng_vault *v, const ng_vault_secret *s)
 
     if ((v->kdf == KDF_ARGON2ID) != (s->passphrase != 0))
         return NG_ERR_VAULT_KEY;
+    if (!secret_ok(s))
+        return NG_ERR_INVALID_ARG;
     if (v->kdf == KDF_RAW) {
-        if (s->len != NG_VAULT_KEY_BYTES)
-            return NG_ERR_INVALID_ARG;
         memcpy(master, s->data, sizeof master);
     } else if (crypto_pwhash(master, sizeof master, (const char *)s->data, s->len, v->salt, v->opslimit,
                              (size_t)v->memlimit, crypto_pwhash_ALG_ARGON2ID13) != 0) {
+        sodium_memzero(master, sizeof master); /* may hold a partial result */
         return NG_ERR_NOMEM;
     }
     sodium_mprotect_readwrite(v->keys);
@@ -416,7 +423,7 @@ load(ng_vault **out, const char *path, const ng_vault_secret *s)
     ng_err err;
 
     *out = NULL;
-    if (s == NULL || s->data == NULL)
+    if (!secret_ok(s))
         return NG_ERR_INVALID_ARG;
     err = ng_io_read_all(path, MAX_FILE, &buf, &len);
     if (err)
@@ -498,7 +505,7 @@ ng_vault_create(const char *path, const ng_vault_secret *secret)
     ng_err err;
     int fd;
 
-    if (secret == NULL || secret->data == NULL || (!secret->passphrase && secret->len != NG_VAULT_KEY_BYTES))
+    if (!secret_ok(secret))
         return NG_ERR_INVALID_ARG;
     fd = lock_vault(path);
     if (fd < 0)
@@ -540,27 +547,21 @@ ng_vault_update(const char *path, const ng_vault_secret *secret, ng_vault_update
     return err;
 }
 
+/* Rekeying is an update whose only change is the key: fresh kdf
+ * parameters, fresh subkeys; store() then reseals every entry under them. */
+static ng_err
+switch_key(ng_vault *v, void *ctx)
+{
+    const ng_vault_secret *new_secret = ctx;
+
+    set_kdf(v, new_secret);
+    return derive_keys(v, new_secret);
+}
+
 ng_err
 ng_vault_rekey(const char *path, const ng_vault_secret *old_secret, const ng_vault_secret *new_secret)
 {
-    ng_vault *v;
-    ng_err err;
-    int fd;
-
-    if (new_secret == NULL || new_secret->data == NULL ||
-        (!new_secret->passphrase && new_secret->len != NG_VAULT_KEY_BYTES))
+    if (!secret_ok(new_secret))
         return NG_ERR_INVALID_ARG;
-    fd = lock_vault(path);
-    if (fd < 0)
-        return NG_ERR_IO;
-    err = load(&v, path, old_secret);
-    if (err == NG_OK) {
-        set_kdf(v, new_secret);
-        err = derive_keys(v, new_secret);
-    }
-    if (err == NG_OK)
-        err = store(v, path);
-    ng_vault_close(v);
-    close(fd);
-    return err;
+    return ng_vault_update(path, old_secret, switch_key, (void *)new_secret);
 }

@@ -278,6 +278,44 @@ test_killed_writer(void **state)
         before = after;
         ng_vault_close(v);
     }
+    /* Otherwise every kill landed before the first write and nothing was tested. */
+    assert_true(before > 0);
+}
+
+/*
+ * Each entry authenticates on its own, so only the whole-file MAC stops a
+ * well-formed edit: here the last entry is cut out and the count lowered,
+ * leaving a file in which every remaining entry still opens.
+ */
+static void
+test_dropped_entry(void **state)
+{
+    ng_vault_secret s = raw_key(master);
+    uint8_t *buf;
+    size_t len, pos = 64 + 24 + 16, last = 0;
+    uint32_t count, i;
+    ng_vault *v;
+
+    (void)state;
+    assert_int_equal(ng_vault_create(path, &s), NG_OK);
+    put(&s, "a", "kept");
+    put(&s, "b", "dropped");
+    assert_int_equal(ng_io_read_all(path, 1 << 20, &buf, &len), NG_OK);
+    count = (uint32_t)buf[40] << 24 | (uint32_t)buf[41] << 16 | (uint32_t)buf[42] << 8 | buf[43];
+    assert_int_equal(count, 2);
+    for (i = 0; i < count; i++) {
+        size_t nlen = (size_t)buf[pos] << 8 | buf[pos + 1];
+        size_t blen = (size_t)buf[pos + 2 + nlen] << 24 | (size_t)buf[pos + 3 + nlen] << 16 |
+                      (size_t)buf[pos + 4 + nlen] << 8 | buf[pos + 5 + nlen];
+        last = pos;
+        pos += 2 + nlen + 4 + blen;
+    }
+    assert_int_equal(pos + 32, len);
+    buf[43] = 1;
+    memmove(buf + last, buf + pos, 32); /* the old MAC now ends the shorter file */
+    write_file(buf, last + 32);
+    assert_int_equal(ng_vault_open(&v, path, &s), NG_ERR_CORRUPT);
+    free(buf);
 }
 
 int
@@ -289,6 +327,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_every_byte_and_truncation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_writer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dropped_entry, setup, teardown),
     };
 
     if (sodium_init() < 0)
