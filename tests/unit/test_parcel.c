@@ -28,6 +28,7 @@
 #include "ng_cipher.h"
 #include "ng_noise.h"
 #include "ng_parcel.h"
+#include "parcel_checks.h"
 
 /* A fixed clock: parcels are created at T0 and live for TTL. */
 #define T0  UINT64_C(1700000000000)
@@ -35,7 +36,6 @@
 #define MIB ((size_t)1 << 20)
 
 enum {
-    ANY_ERROR = -1, /* any code but NG_OK */
     OFF_ID = 8,
     OFF_CREATED = 24,
     OFF_EXPIRES = 32,
@@ -158,20 +158,6 @@ expected_size(ng_pattern pattern, size_t plain, size_t n)
     return NG_PARCEL_HEADER_BYTES + 2 * n + ng_noise_handshake_overhead(pattern) + plain + TAG * (n - 1);
 }
 
-static uint8_t *
-seal_ok(const ng_seal_params *sp, size_t *len)
-{
-    size_t size = ng_parcel_sealed_size(sp);
-    uint8_t *parcel;
-
-    assert_true(size > NG_PARCEL_HEADER_BYTES);
-    parcel = malloc(size);
-    assert_non_null(parcel);
-    assert_int_equal(ng_parcel_seal(parcel, size, len, sp), NG_OK);
-    assert_int_equal(*len, size);
-    return parcel;
-}
-
 /* A small parcel with the usual parameters. */
 static uint8_t *
 seal_small(ng_pattern pattern, ng_suite suite, size_t body_len, size_t max_chunk, size_t *len)
@@ -181,47 +167,6 @@ seal_small(ng_pattern pattern, ng_suite suite, size_t body_len, size_t max_chunk
     seal_params(&sp, pattern, suite, body_len);
     sp.max_chunk = max_chunk;
     return seal_ok(&sp, len);
-}
-
-/*
- * Opens a parcel that must be refused with `want` (or any error for
- * ANY_ERROR), and checks what every refusal must leave behind: an output
- * buffer without a byte of plaintext, a zeroed ng_opened and the parcel as
- * it was. `what` and `where` name the case in a failure message.
- */
-static ng_err
-expect_refused(const uint8_t *parcel, size_t len, const ng_open_params *op, int want, const char *what, size_t where)
-{
-    size_t cap = len + 1;
-    uint8_t *out = calloc(1, cap), *copy = malloc(len + 1);
-    ng_opened o;
-    ng_err err;
-
-    assert_non_null(out);
-    assert_non_null(copy);
-    if (len > 0)
-        memcpy(copy, parcel, len);
-    memset(&o, 0xa5, sizeof o);
-    err = ng_parcel_open(out, cap, &o, parcel, len, op);
-    if ((want == ANY_ERROR && err == NG_OK) || (want != ANY_ERROR && (int)err != want)) {
-        print_error("%s at %zu: got %d (%s), want %d\n", what, where, (int)err, ng_strerror(err), want);
-        fail();
-    }
-    if (!sodium_is_zero(out, cap)) {
-        print_error("%s at %zu: plaintext left in the output after %s\n", what, where, ng_strerror(err));
-        fail();
-    }
-    if (!sodium_is_zero((const unsigned char *)&o, sizeof o)) {
-        print_error("%s at %zu: ng_opened not zeroed after %s\n", what, where, ng_strerror(err));
-        fail();
-    }
-    if (len > 0 && memcmp(copy, parcel, len) != 0) {
-        print_error("%s at %zu: open wrote to the parcel\n", what, where);
-        fail();
-    }
-    free(out);
-    free(copy);
-    return err;
 }
 
 /* Opens a parcel that must open, into a buffer of exactly plaintext_len bytes, and checks the body. */
