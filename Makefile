@@ -20,6 +20,10 @@ ifeq ($(SANITIZE),1)
 CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
 endif
+ifeq ($(SANITIZE),thread)
+CFLAGS  += -fsanitize=thread -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=thread
+endif
 
 ENV_SRC := $(wildcard envelope/*.c)
 ENV_HDR := envelope/ng_envelope.h envelope/ng_error.h envelope/ng_hex.h envelope/ng_key.h \
@@ -38,7 +42,7 @@ BIN     := $(BUILD)/noisegate
 TESTS   := $(UNIT_SRC:%.c=$(BUILD)/%) $(CLI_SRC:%.c=$(BUILD)/%)
 BENCH   := $(BUILD)/bench/bench_envelope
 
-.PHONY: all test asan bench fuzz install uninstall clean style help
+.PHONY: all test asan tsan bench fuzz install uninstall clean style help
 all: $(BIN) $(LIB)
 
 $(BUILD)/%.o: %.c
@@ -65,6 +69,13 @@ test: $(TESTS) $(BIN)
 # The same suites built with AddressSanitizer and UndefinedBehaviorSanitizer.
 asan:
 	$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 OPT=-O1 test
+
+# The suites that share state between threads, under ThreadSanitizer: without
+# it a missing lock passes unseen.
+TSAN_TESTS := tests/unit/test_sscache
+tsan:
+	$(MAKE) --no-print-directory BUILD=build/tsan SANITIZE=thread OPT=-O1 $(TSAN_TESTS:%=build/tsan/%)
+	@TSAN_OPTIONS=halt_on_error=1 sh tests/run.sh $(TSAN_TESTS:%=build/tsan/%)
 
 $(BENCH): bench/bench_envelope.c $(LIB)
 	@mkdir -p $(@D)
@@ -114,6 +125,7 @@ help:
 	@echo "make           build/noisegate and build/libnoisegate-envelope.a"
 	@echo "make test      every test suite"
 	@echo "make asan      the test suites under ASan + UBSan (build/asan)"
+	@echo "make tsan      the threaded suites under ThreadSanitizer (build/tsan)"
 	@echo "make bench     envelope benchmark against crypto_box_seal"
 	@echo "make fuzz      libFuzzer targets, FUZZ_SECONDS each (default 60)"
 	@echo "make install   PREFIX=$(PREFIX) DESTDIR="

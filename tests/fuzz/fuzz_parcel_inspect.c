@@ -14,15 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "ng_parcel.h"
-
-#define CHECK(cond)                                                                                                    \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "%s:%d: invariant violated: %s\n", __FILE__, __LINE__, #cond);                             \
-            abort();                                                                                                   \
-        }                                                                                                              \
-    } while (0)
 
 /* Sizes restated from the contract so the model does not borrow them from the code under test. */
 enum {
