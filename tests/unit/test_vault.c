@@ -318,6 +318,37 @@ test_dropped_entry(void **state)
     free(buf);
 }
 
+/* A passphrase vault's Argon2id limits come from the file: absurd ones are
+ * refused before any memory is spent on them, and oversized values never
+ * enter the vault. */
+static void
+test_hostile_limits_and_sizes(void **state)
+{
+    ng_vault_secret p = passphrase("pass");
+    static uint8_t big[NG_VAULT_MAX_VALUE + 1];
+    uint8_t *buf;
+    size_t len;
+    ng_vault *v;
+
+    (void)state;
+    assert_int_equal(ng_vault_create(path, &p), NG_OK);
+    assert_int_equal(ng_io_read_all(path, 1 << 20, &buf, &len), NG_OK);
+    buf[16] = 0x7f; /* memlimit's top byte: about 9 EB */
+    write_file(buf, len);
+    assert_int_equal(ng_vault_open(&v, path, &p), NG_ERR_CORRUPT);
+    buf[16] = 0;
+    buf[15] = 0xff; /* opslimit 255 */
+    write_file(buf, len);
+    assert_int_equal(ng_vault_open(&v, path, &p), NG_ERR_CORRUPT);
+    buf[15] = (uint8_t)crypto_pwhash_OPSLIMIT_MIN;
+    write_file(buf, len);
+    assert_int_equal(ng_vault_open(&v, path, &p), NG_OK);
+    assert_int_equal(ng_vault_put(v, "big", big, sizeof big), NG_ERR_INVALID_ARG);
+    assert_int_equal(ng_vault_put(v, "big", big, sizeof big - 1), NG_OK);
+    ng_vault_close(v);
+    free(buf);
+}
+
 int
 main(void)
 {
@@ -328,6 +359,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_two_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dropped_entry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_limits_and_sizes, setup, teardown),
     };
 
     if (sodium_init() < 0)
