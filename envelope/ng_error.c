@@ -32,6 +32,8 @@ ng_strerror(ng_err err)
     case NG_ERR_VAULT_KEY: return "wrong master key or passphrase for this vault";
     case NG_ERR_CORRUPT: return "integrity check failed (corrupted or tampered)";
     case NG_ERR_NOT_FOUND: return "not found";
+    case NG_ERR_UNAVAILABLE: return "store unavailable";
+    case NG_ERR_CONFLICT: return "changed concurrently; try again";
     case NG_ERR__COUNT: break;
     }
     return "unknown error";

@@ -49,6 +49,8 @@ typedef enum ng_err {
     NG_ERR_VAULT_KEY = 25,       /* the master key or passphrase does not open this vault */
     NG_ERR_CORRUPT = 26,         /* stored data failed its integrity check */
     NG_ERR_NOT_FOUND = 27,       /* no such entry */
+    NG_ERR_UNAVAILABLE = 28,     /* a store (Redis, HTTP storage) did not answer */
+    NG_ERR_CONFLICT = 29,        /* changed concurrently too many times; try again */
     NG_ERR__COUNT                /* not a code: keep last */
 } ng_err;
 

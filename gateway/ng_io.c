@@ -29,7 +29,7 @@ ng_io_read_all(const char *path, size_t max, uint8_t **out, size_t *len)
     *len = 0;
     fd = own ? open(path, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
     if (fd < 0)
-        return NG_ERR_IO;
+        return errno == ENOENT ? NG_ERR_NOT_FOUND : NG_ERR_IO;
     buf = malloc(cap);
     if (buf == NULL) {
         err = NG_ERR_NOMEM;

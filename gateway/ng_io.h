@@ -14,7 +14,8 @@
 /*
  * Reads all of path ("-" or NULL: standard input) into a malloc'd buffer
  * (*out, freed by the caller; never NULL on success). NG_ERR_TOO_LARGE as
- * soon as more than max bytes arrive, without reading the rest.
+ * soon as more than max bytes arrive, without reading the rest;
+ * NG_ERR_NOT_FOUND if there is no such file.
  */
 NG_MUST_CHECK ng_err ng_io_read_all(const char *path, size_t max, uint8_t **out, size_t *len);
 

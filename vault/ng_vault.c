@@ -14,16 +14,14 @@
  */
 #include "ng_vault.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#include <time.h>
 
 #include <sodium.h>
 
-#include "ng_io.h"
+#include "ng_vault_store.h"
 
 enum {
     HEADER_BYTES = 64,
@@ -34,6 +32,7 @@ enum {
     SALT_BYTES = 16,
     KDF_RAW = 0,
     KDF_ARGON2ID = 1,
+    UPDATE_ATTEMPTS = 64,
 };
 
 #define MAX_FILE     ((size_t)256 * 1024 * 1024)
@@ -415,7 +414,7 @@ parse(ng_vault *v, const uint8_t *buf, size_t len, const ng_vault_secret *s)
 }
 
 static ng_err
-load(ng_vault **out, const char *path, const ng_vault_secret *s)
+load(ng_vault **out, ng_vault_store *st, const ng_vault_secret *s)
 {
     ng_vault *v;
     uint8_t *buf;
@@ -425,9 +424,9 @@ load(ng_vault **out, const char *path, const ng_vault_secret *s)
     *out = NULL;
     if (!secret_ok(s))
         return NG_ERR_INVALID_ARG;
-    err = ng_io_read_all(path, MAX_FILE, &buf, &len);
+    err = st->ops->read(st, MAX_FILE, &buf, &len);
     if (err)
-        return err == NG_ERR_TOO_LARGE ? NG_ERR_CORRUPT : err;
+        return err;
     v = vault_new();
     err = v == NULL ? NG_ERR_NOMEM : parse(v, buf, len, s);
     free(buf);
@@ -440,38 +439,13 @@ load(ng_vault **out, const char *path, const ng_vault_secret *s)
 }
 
 ng_err
-ng_vault_open(ng_vault **out, const char *path, const ng_vault_secret *secret)
+ng_vault_open(ng_vault **out, ng_vault_store *store, const ng_vault_secret *secret)
 {
-    return load(out, path, secret);
-}
-
-/* An exclusive POSIX record lock on "<path>.lock"; returns the fd or -1. */
-static int
-lock_vault(const char *path)
-{
-    char lock_path[4096];
-    struct flock fl;
-    int fd, n = snprintf(lock_path, sizeof lock_path, "%s.lock", path);
-
-    if (n < 0 || (size_t)n >= sizeof lock_path)
-        return -1;
-    fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -1;
-    memset(&fl, 0, sizeof fl);
-    fl.l_type = F_WRLCK;
-    fl.l_whence = SEEK_SET;
-    while (fcntl(fd, F_SETLKW, &fl) != 0) {
-        if (errno == EINTR)
-            continue;
-        close(fd);
-        return -1;
-    }
-    return fd;
+    return load(out, store, secret);
 }
 
 static ng_err
-store(const ng_vault *v, const char *path)
+store(const ng_vault *v, ng_vault_store *st, int create)
 {
     uint8_t *buf;
     size_t len;
@@ -479,7 +453,7 @@ store(const ng_vault *v, const char *path)
 
     if (err)
         return err;
-    err = ng_io_write_all(path, buf, len, 0600);
+    err = st->ops->write(st, buf, len, create);
     free(buf);
     return err;
 }
@@ -499,51 +473,63 @@ set_kdf(ng_vault *v, const ng_vault_secret *s)
 }
 
 ng_err
-ng_vault_create(const char *path, const ng_vault_secret *secret)
+ng_vault_create(ng_vault_store *st, const ng_vault_secret *secret)
 {
     ng_vault *v;
     ng_err err;
-    int fd;
 
     if (!secret_ok(secret))
         return NG_ERR_INVALID_ARG;
-    fd = lock_vault(path);
-    if (fd < 0)
-        return NG_ERR_IO;
-    if (access(path, F_OK) == 0) {
-        close(fd);
-        return NG_ERR_EXISTS;
-    }
     v = vault_new();
-    if (v == NULL) {
-        close(fd);
+    if (v == NULL)
         return NG_ERR_NOMEM;
-    }
     set_kdf(v, secret);
     err = derive_keys(v, secret);
     if (err == NG_OK)
-        err = store(v, path);
+        err = st->ops->begin(st);
+    if (err == NG_OK) {
+        err = store(v, st, 1);
+        st->ops->end(st);
+    }
     ng_vault_close(v);
-    close(fd);
     return err;
 }
 
-ng_err
-ng_vault_update(const char *path, const ng_vault_secret *secret, ng_vault_update_fn fn, void *ctx)
+/* A short pause that grows with the attempt and is jittered, so that racing writers spread out. */
+static void
+back_off(unsigned attempt)
 {
-    ng_vault *v;
-    ng_err err;
-    int fd = lock_vault(path);
+    struct timespec ts = {0, 0};
+    uint32_t ms = 1 + randombytes_uniform(2u << (attempt < 6 ? attempt : 6));
 
-    if (fd < 0)
-        return NG_ERR_IO;
-    err = load(&v, path, secret);
-    if (err == NG_OK)
-        err = fn(v, ctx);
-    if (err == NG_OK)
-        err = store(v, path);
-    ng_vault_close(v);
-    close(fd);
+    ts.tv_nsec = (long)ms * 1000000L;
+    nanosleep(&ts, NULL);
+}
+
+ng_err
+ng_vault_update(ng_vault_store *st, const ng_vault_secret *secret, ng_vault_update_fn fn, void *ctx)
+{
+    unsigned attempt;
+    ng_err err = NG_ERR_CONFLICT;
+
+    for (attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
+        ng_vault *v = NULL;
+
+        if (attempt > 0)
+            back_off(attempt);
+        err = st->ops->begin(st);
+        if (err)
+            return err;
+        err = load(&v, st, secret);
+        if (err == NG_OK)
+            err = fn(v, ctx);
+        if (err == NG_OK)
+            err = store(v, st, 0);
+        st->ops->end(st);
+        ng_vault_close(v);
+        if (err != NG_ERR_CONFLICT)
+            return err;
+    }
     return err;
 }
 
@@ -559,9 +545,9 @@ switch_key(ng_vault *v, void *ctx)
 }
 
 ng_err
-ng_vault_rekey(const char *path, const ng_vault_secret *old_secret, const ng_vault_secret *new_secret)
+ng_vault_rekey(ng_vault_store *st, const ng_vault_secret *old_secret, const ng_vault_secret *new_secret)
 {
     if (!secret_ok(new_secret))
         return NG_ERR_INVALID_ARG;
-    return ng_vault_update(path, old_secret, switch_key, (void *)new_secret);
+    return ng_vault_update(st, old_secret, switch_key, (void *)new_secret);
 }

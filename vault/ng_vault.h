@@ -1,5 +1,5 @@
 /*
- * ng_vault.h: the sealed key store, file form.
+ * ng_vault.h: the sealed key store.
  *
  * A vault is a set of named secrets (Noise static keys, signing keys, psks,
  * tokens). At rest each entry is sealed with XChaCha20-Poly1305 under a key
@@ -13,9 +13,9 @@
  * In memory every value lives in its own sodium_malloc region, kept
  * PROT_NONE except inside ng_vault_get, and wiped when the vault is closed.
  *
- * Writers serialise on an flock'd lock file beside the vault and replace
- * the file atomically (temp file, fsync, rename, fsync of the directory),
- * so a reader sees the old or the new state and a killed writer leaves the
+ * The sealed bytes live in a store (ng_vault_store.h: a file, or a key in
+ * Redis) that makes every write atomic and arbitrates between writers, so
+ * a reader sees the old or the new state and a killed writer leaves the
  * old one. THREAD SAFETY: an ng_vault handle is not shared between threads.
  */
 #ifndef NG_VAULT_H
@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "ng_error.h"
+#include "ng_vault_store.h"
 
 enum {
     NG_VAULT_KEY_BYTES = 32,
@@ -46,15 +47,16 @@ typedef struct ng_vault_secret {
     uint64_t memlimit;
 } ng_vault_secret;
 
-/* Creates an empty vault at path; NG_ERR_EXISTS if a file is there. */
-NG_MUST_CHECK ng_err ng_vault_create(const char *path, const ng_vault_secret *secret);
+/* Creates an empty vault in the store; NG_ERR_EXISTS if one is there. */
+NG_MUST_CHECK ng_err ng_vault_create(ng_vault_store *store, const ng_vault_secret *secret);
 
 /*
  * Opens and verifies the whole vault. NG_ERR_VAULT_KEY for a wrong master
  * key or passphrase, NG_ERR_CORRUPT for any other changed, missing or extra
- * byte, NG_ERR_IO if it cannot be read.
+ * byte, NG_ERR_NOT_FOUND if there is no vault, NG_ERR_IO or
+ * NG_ERR_UNAVAILABLE if it cannot be read.
  */
-NG_MUST_CHECK ng_err ng_vault_open(ng_vault **out, const char *path, const ng_vault_secret *secret);
+NG_MUST_CHECK ng_err ng_vault_open(ng_vault **out, ng_vault_store *store, const ng_vault_secret *secret);
 /* Wipes every secret and frees; NULL is a no-op. */
 void ng_vault_close(ng_vault *v);
 
@@ -68,15 +70,18 @@ size_t ng_vault_count(const ng_vault *v);
 const char *ng_vault_name(const ng_vault *v, size_t i);
 
 /*
- * Read-modify-write under the vault's lock: opens the current file, calls
- * fn, and if it returns NG_OK writes the result atomically. fn's error is
- * returned unchanged and nothing is written.
+ * Read-modify-write: opens the current vault, calls fn, and if it returns
+ * NG_OK writes the result atomically. fn's error is returned unchanged and
+ * nothing is written. When another writer got in first (Redis form) the
+ * whole cycle runs again on the newer vault, so fn may run more than once:
+ * it must act only on v and ctx, and decide again each time.
  */
 typedef ng_err (*ng_vault_update_fn)(ng_vault *v, void *ctx);
-NG_MUST_CHECK ng_err ng_vault_update(const char *path, const ng_vault_secret *secret, ng_vault_update_fn fn, void *ctx);
+NG_MUST_CHECK ng_err ng_vault_update(ng_vault_store *store, const ng_vault_secret *secret, ng_vault_update_fn fn,
+                                     void *ctx);
 
 /* Reseals every entry under a new master key or passphrase, atomically. */
-NG_MUST_CHECK ng_err ng_vault_rekey(const char *path, const ng_vault_secret *old_secret,
+NG_MUST_CHECK ng_err ng_vault_rekey(ng_vault_store *store, const ng_vault_secret *old_secret,
                                     const ng_vault_secret *new_secret);
 
 #endif

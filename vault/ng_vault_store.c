@@ -1,0 +1,14 @@
+#include "ng_vault_store.h"
+
+const char *
+ng_vault_store_where(const ng_vault_store *s)
+{
+    return s->where;
+}
+
+void
+ng_vault_store_free(ng_vault_store *s)
+{
+    if (s != NULL)
+        s->ops->destroy(s);
+}
