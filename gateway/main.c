@@ -7,6 +7,7 @@
 #include <sodium.h>
 
 #include "ng_cli.h"
+#include "ng_cli_vault.h"
 
 #ifndef NG_VERSION
 #define NG_VERSION "0.1.0"
@@ -17,7 +18,9 @@ static const struct {
     int (*run)(int argc, char **argv);
 } commands[] = {
     {"keygen", ng_cli_keygen}, {"pubkey", ng_cli_pubkey},   {"seal", ng_cli_seal},
-    {"open", ng_cli_open},     {"inspect", ng_cli_inspect},
+    {"open", ng_cli_open},     {"inspect", ng_cli_inspect}, {"config", ng_cli_config},
+    {"vault", ng_cli_vault},   {"tenant", ng_cli_tenant},   {"backend", ng_cli_backend},
+    {"peer", ng_cli_peer},     {"key", ng_cli_key},
 };
 
 int

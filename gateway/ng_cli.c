@@ -65,6 +65,8 @@ ng_cli_usage(void)
           "  open --key KEYFILE [--from PUBHEX] [--psk PSKFILE] [--ignore-expiry] [--json]\n"
           "       [-o OUT] [IN]\n"
           "  inspect [IN]                        the parcel header as JSON, no key needed\n"
+          "  config check [--print] FILE | show [FILE]  validate a configuration; --print, show: effective JSON\n"
+          "  config example                      a commented configuration with every field at its default\n"
           "\n"
           "Suites: 25519_ChaChaPoly_BLAKE2b (default), 25519_ChaChaPoly_SHA256, 25519_ChaChaPoly_SHA512,\n"
           "        25519_AESGCM_BLAKE2b, 25519_AESGCM_SHA256, 25519_AESGCM_SHA512.\n"

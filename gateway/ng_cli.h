@@ -26,6 +26,7 @@ int ng_cli_pubkey(int argc, char **argv);
 int ng_cli_seal(int argc, char **argv);
 int ng_cli_open(int argc, char **argv);
 int ng_cli_inspect(int argc, char **argv);
+int ng_cli_config(int argc, char **argv);
 
 /* "noisegate CMD: message" on stderr; returns code, for `return ng_cli_fail(...)`. */
 int ng_cli_fail(int code, const char *cmd, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -1,0 +1,693 @@
+#include "ng_tenant.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "ng_hex.h"
+#include "ng_suite.h"
+
+enum {
+    NAME_CAP = NG_VAULT_MAX_NAME + 1,
+    SIGN_SK_BYTES = crypto_sign_SECRETKEYBYTES,
+    WHPK_MAX = 64,
+};
+
+int
+ng_tenant_slug_ok(const char *s)
+{
+    size_t i, len = strlen(s);
+
+    if (len == 0 || len > NG_TENANT_MAX_SLUG || s[0] == '-')
+        return 0;
+    for (i = 0; i < len; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+            return 0;
+    return 1;
+}
+
+int
+ng_tenant_url_ok(const char *url)
+{
+    const char *host;
+    size_t i, len = strlen(url);
+
+    if (strncmp(url, "http://", 7) == 0)
+        host = url + 7;
+    else if (strncmp(url, "https://", 8) == 0)
+        host = url + 8;
+    else
+        return 0;
+    if (len > NG_TENANT_MAX_URL || *host == '\0' || *host == '/' || *host == ':')
+        return 0;
+    for (i = 0; i < len; i++)
+        if (url[i] <= ' ' || url[i] == 0x7f || url[i] == '"' || url[i] == '\\')
+            return 0;
+    /* Credentials in a URL end up in logs and listings. */
+    return memchr(host, '@', strcspn(host, "/?#")) == NULL;
+}
+
+/* "tenant/<slug>" followed by a formatted suffix. */
+static ng_err
+name_of(char name[NAME_CAP], const char *slug, const char *fmt, const char *arg)
+{
+    char suffix[NAME_CAP];
+    int n;
+
+    if (!ng_tenant_slug_ok(slug))
+        return NG_ERR_INVALID_ARG;
+    n = snprintf(suffix, sizeof suffix, fmt, arg);
+    if (n < 0 || (size_t)n >= sizeof suffix)
+        return NG_ERR_INVALID_ARG;
+    n = snprintf(name, NAME_CAP, "tenant/%s%s", slug, suffix);
+    return n < 0 || n >= NAME_CAP ? NG_ERR_INVALID_ARG : NG_OK;
+}
+
+ng_err
+ng_tenant_get_json(ng_vault *v, const char *name, json_t **out)
+{
+    uint8_t *buf = malloc(NG_VAULT_MAX_VALUE);
+    size_t len;
+    ng_err err;
+
+    *out = NULL;
+    if (buf == NULL)
+        return NG_ERR_NOMEM;
+    err = ng_vault_get(v, name, buf, NG_VAULT_MAX_VALUE, &len);
+    if (err == NG_OK) {
+        *out = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, NULL);
+        if (!json_is_object(*out)) {
+            json_decref(*out);
+            *out = NULL;
+            err = NG_ERR_CORRUPT;
+        }
+    }
+    free(buf);
+    return err;
+}
+
+ng_err
+ng_tenant_put_json(ng_vault *v, const char *name, json_t *obj)
+{
+    char *text = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+    ng_err err;
+
+    if (text == NULL)
+        return NG_ERR_NOMEM;
+    err = ng_vault_put(v, name, (const uint8_t *)text, strlen(text));
+    free(text);
+    return err;
+}
+
+ng_err
+ng_tenant_delete_prefix(ng_vault *v, const char *prefix, size_t *count)
+{
+    size_t i = 0, plen = strlen(prefix), n = 0;
+
+    while (i < ng_vault_count(v)) {
+        const char *name = ng_vault_name(v, i);
+
+        if (strncmp(name, prefix, plen) == 0) {
+            ng_err err = ng_vault_delete(v, name);
+            if (err)
+                return err;
+            n++;
+        } else {
+            i++;
+        }
+    }
+    if (count != NULL)
+        *count = n;
+    return NG_OK;
+}
+
+ng_err
+ng_tenant_record(ng_vault *v, const char *slug, json_t **out)
+{
+    char name[NAME_CAP];
+    ng_err err = name_of(name, slug, "%s", "");
+
+    *out = NULL;
+    return err ? err : ng_tenant_get_json(v, name, out);
+}
+
+/* Stores a fresh random secret of len bytes under name, wiping the copy. */
+static ng_err
+put_random(ng_vault *v, const char *name, size_t len)
+{
+    uint8_t secret[64];
+    ng_err err;
+
+    randombytes_buf(secret, len);
+    err = ng_vault_put(v, name, secret, len);
+    sodium_memzero(secret, sizeof secret);
+    return err;
+}
+
+static json_t *
+hex_string(const uint8_t *bytes, size_t len)
+{
+    char hex[2 * 64 + 1];
+
+    ng_hex_encode(hex, sizeof hex, bytes, len);
+    return json_string(hex);
+}
+
+/* Makes the key pair of a new epoch: the private key into the vault, the public key into keys. */
+static ng_err
+add_epoch(ng_vault *v, const char *slug, json_t *keys, uint32_t epoch, int64_t now)
+{
+    char name[NAME_CAP], num[16];
+    ng_keypair kp;
+    ng_err err;
+
+    snprintf(num, sizeof num, "%u", epoch);
+    err = name_of(name, slug, "/key/%s", num);
+    if (err)
+        return err;
+    ng_keypair_generate(&kp);
+    err = ng_vault_put(v, name, kp.priv, sizeof kp.priv);
+    if (err == NG_OK && json_array_append_new(keys, json_pack("{s:I, s:o, s:I}", "epoch", (json_int_t)epoch, "public",
+                                                              hex_string(kp.pub, sizeof kp.pub), "created",
+                                                              (json_int_t)now)) != 0)
+        err = NG_ERR_NOMEM;
+    ng_keypair_wipe(&kp);
+    return err;
+}
+
+static json_t *
+default_patterns(const ng_tenant_opts *o)
+{
+    json_t *a = json_array();
+
+    if (o->psk) {
+        json_array_append_new(a, json_string("Xpsk1"));
+        json_array_append_new(a, json_string("Kpsk0"));
+        if (o->allow_anonymous)
+            json_array_append_new(a, json_string("Npsk0"));
+    } else {
+        json_array_append_new(a, json_string("X"));
+        json_array_append_new(a, json_string("K"));
+        if (o->allow_anonymous)
+            json_array_append_new(a, json_string("N"));
+    }
+    return a;
+}
+
+ng_err
+ng_tenant_create(ng_vault *v, const char *slug, const ng_tenant_opts *o, int64_t now)
+{
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[SIGN_SK_BYTES];
+    char name[NAME_CAP];
+    json_t *rec, *keys;
+    uint8_t probe[1];
+    size_t len;
+    ng_err err;
+
+    err = name_of(name, slug, "%s", "");
+    if (err)
+        return err;
+    if (ng_vault_get(v, name, probe, 0, &len) != NG_ERR_NOT_FOUND)
+        return NG_ERR_EXISTS;
+    /* Leftovers of a tenant of the same name must not leak into the new one. */
+    err = name_of(name, slug, "%s", "/");
+    if (err == NG_OK)
+        err = ng_tenant_delete_prefix(v, name, NULL);
+    if (err)
+        return err;
+
+    keys = json_array();
+    rec = json_pack("{s:i, s:s, s:I, s:o, s:o, s:b, s:{s:I, s:I}, s:i}", "v", 1, "slug", slug, "created",
+                    (json_int_t)now, "keys", keys, "patterns", default_patterns(o), "psk", o->psk != 0, "limits",
+                    "max_message", (json_int_t)o->max_message, "rate", (json_int_t)o->rate, "next_backend", 1);
+    if (rec == NULL)
+        return NG_ERR_NOMEM;
+    err = add_epoch(v, slug, keys, 1, now);
+    if (err == NG_OK) {
+        crypto_sign_keypair(pk, sk);
+        err = name_of(name, slug, "%s", "/sign");
+        if (err == NG_OK)
+            err = ng_vault_put(v, name, sk, sizeof sk);
+        sodium_memzero(sk, sizeof sk);
+        if (err == NG_OK && json_object_set_new(rec, "signing_public", hex_string(pk, sizeof pk)) != 0)
+            err = NG_ERR_NOMEM;
+    }
+    if (err == NG_OK && (err = name_of(name, slug, "%s", "/read_token")) == NG_OK)
+        err = put_random(v, name, NG_TENANT_SECRET_BYTES);
+    if (err == NG_OK && o->psk && (err = name_of(name, slug, "%s", "/psk")) == NG_OK)
+        err = put_random(v, name, NG_TENANT_SECRET_BYTES);
+    if (err == NG_OK && (err = name_of(name, slug, "%s", "")) == NG_OK)
+        err = ng_tenant_put_json(v, name, rec);
+    json_decref(rec);
+    return err;
+}
+
+ng_err
+ng_tenant_delete(ng_vault *v, const char *slug)
+{
+    char name[NAME_CAP];
+    ng_err err = name_of(name, slug, "%s", "");
+
+    if (err)
+        return err;
+    err = ng_vault_delete(v, name);
+    if (err)
+        return err;
+    err = name_of(name, slug, "%s", "/");
+    return err ? err : ng_tenant_delete_prefix(v, name, NULL);
+}
+
+/* The number of entries under a tenant's prefix, such as "/peer/" records. */
+static size_t
+count_records(ng_vault *v, const char *slug, const char *kind)
+{
+    char prefix[NAME_CAP];
+    size_t i, n = 0, plen;
+
+    if (name_of(prefix, slug, "/%s/", kind) != NG_OK)
+        return 0;
+    plen = strlen(prefix);
+    for (i = 0; i < ng_vault_count(v); i++) {
+        const char *name = ng_vault_name(v, i);
+        /* Records only: "tenant/T/peer/P", not "tenant/T/peer/P/psk". */
+        if (strncmp(name, prefix, plen) == 0 && strchr(name + plen, '/') == NULL)
+            n++;
+    }
+    return n;
+}
+
+/* The key entry of the newest epoch, for summaries. */
+static json_t *
+newest_key(json_t *rec)
+{
+    json_t *keys = json_object_get(rec, "keys");
+    size_t n = json_array_size(keys);
+
+    return n > 0 ? json_array_get(keys, n - 1) : NULL;
+}
+
+/* A key entry as shown: epoch, public key, key id, created, whether it sends. */
+static json_t *
+shown_key(json_t *k, int sending)
+{
+    const char *hex = json_string_value(json_object_get(k, "public"));
+    uint8_t pub[NG_KEY_BYTES], id[NG_KEY_ID_BYTES];
+    json_t *out = json_deep_copy(k);
+
+    if (out == NULL || hex == NULL || ng_hex_decode(pub, sizeof pub, hex, strlen(hex)) != NG_OK) {
+        json_decref(out);
+        return NULL;
+    }
+    ng_key_id(id, pub);
+    json_object_set_new(out, "key_id", hex_string(id, sizeof id));
+    json_object_set_new(out, "sending", json_boolean(sending));
+    return out;
+}
+
+ng_err
+ng_tenant_list(ng_vault *v, json_t **out)
+{
+    json_t *list = json_array();
+    size_t i;
+
+    *out = NULL;
+    if (list == NULL)
+        return NG_ERR_NOMEM;
+    for (i = 0; i < ng_vault_count(v); i++) {
+        const char *name = ng_vault_name(v, i), *slug = name + 7;
+        json_t *rec, *k, *item;
+
+        if (strncmp(name, "tenant/", 7) != 0 || strchr(slug, '/') != NULL)
+            continue;
+        if (ng_tenant_get_json(v, name, &rec) != NG_OK) {
+            json_decref(list);
+            return NG_ERR_CORRUPT;
+        }
+        k = shown_key(newest_key(rec), 1);
+        item = json_pack("{s:s, s:O, s:O, s:O, s:I, s:I}", "slug", slug, "created", json_object_get(rec, "created"),
+                         "epoch", json_object_get(k, "epoch"), "key_id", json_object_get(k, "key_id"), "backends",
+                         (json_int_t)count_records(v, slug, "backend"), "peers",
+                         (json_int_t)count_records(v, slug, "peer"));
+        json_decref(k);
+        json_decref(rec);
+        if (item == NULL || json_array_append_new(list, item) != 0) {
+            json_decref(list);
+            return NG_ERR_CORRUPT;
+        }
+    }
+    *out = list;
+    return NG_OK;
+}
+
+/* The public records under tenant/T/<kind>/ as an array, each with its id. */
+static ng_err
+records(ng_vault *v, const char *slug, const char *kind, const char *id_field, json_t **out)
+{
+    char prefix[NAME_CAP];
+    json_t *list;
+    size_t i, plen;
+    ng_err err = name_of(prefix, slug, "/%s/", kind);
+
+    *out = NULL;
+    if (err)
+        return err;
+    list = json_array();
+    if (list == NULL)
+        return NG_ERR_NOMEM;
+    plen = strlen(prefix);
+    for (i = 0; i < ng_vault_count(v); i++) {
+        const char *name = ng_vault_name(v, i);
+        json_t *rec;
+
+        if (strncmp(name, prefix, plen) != 0 || strchr(name + plen, '/') != NULL)
+            continue;
+        err = ng_tenant_get_json(v, name, &rec);
+        if (err == NG_OK && json_object_set_new(rec, id_field, json_string(name + plen)) != 0)
+            err = NG_ERR_NOMEM;
+        if (err == NG_OK && json_array_append_new(list, rec) != 0)
+            err = NG_ERR_NOMEM;
+        if (err) {
+            json_decref(list);
+            return err;
+        }
+    }
+    *out = list;
+    return NG_OK;
+}
+
+ng_err
+ng_tenant_backend_list(ng_vault *v, const char *slug, json_t **out)
+{
+    json_t *rec;
+    ng_err err = ng_tenant_record(v, slug, &rec);
+
+    *out = NULL;
+    if (err)
+        return err;
+    json_decref(rec);
+    return records(v, slug, "backend", "id", out);
+}
+
+ng_err
+ng_tenant_show(ng_vault *v, const char *slug, json_t **out)
+{
+    json_t *rec, *keys, *shown, *backends, *peers, *k, *newest;
+    const char *spk;
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES];
+    char b64[sodium_base64_ENCODED_LEN(crypto_sign_PUBLICKEYBYTES, sodium_base64_VARIANT_ORIGINAL)];
+    char whpk[sizeof b64 + 5];
+    size_t i;
+    ng_err err = ng_tenant_record(v, slug, &rec);
+
+    *out = NULL;
+    if (err)
+        return err;
+    keys = json_object_get(rec, "keys");
+    newest = newest_key(rec);
+    shown = json_array();
+    json_array_foreach (keys, i, k)
+        json_array_append_new(shown, shown_key(k, k == newest));
+    json_object_set_new(rec, "keys", shown);
+    /* The signing key in the form Standard Webhooks libraries take for v1a. */
+    spk = json_string_value(json_object_get(rec, "signing_public"));
+    if (spk != NULL && ng_hex_decode(pk, sizeof pk, spk, strlen(spk)) == NG_OK) {
+        sodium_bin2base64(b64, sizeof b64, pk, sizeof pk, sodium_base64_VARIANT_ORIGINAL);
+        snprintf(whpk, sizeof whpk, "whpk_%s", b64);
+        json_object_set_new(rec, "signing_key", json_string(whpk));
+    }
+    json_object_del(rec, "next_backend");
+    json_object_del(rec, "v");
+    err = records(v, slug, "backend", "id", &backends);
+    if (err == NG_OK)
+        err = records(v, slug, "peer", "name", &peers);
+    if (err == NG_OK) {
+        json_object_set_new(rec, "backends", backends);
+        json_object_set_new(rec, "peers", peers);
+        *out = rec;
+        return NG_OK;
+    }
+    json_decref(backends);
+    json_decref(rec);
+    return err;
+}
+
+/* The index in keys of an epoch, or -1. */
+static long
+find_epoch(json_t *keys, uint32_t epoch)
+{
+    size_t i;
+    json_t *k;
+
+    json_array_foreach (keys, i, k)
+        if (json_integer_value(json_object_get(k, "epoch")) == (json_int_t)epoch)
+            return (long)i;
+    return -1;
+}
+
+ng_err
+ng_tenant_key_rotate(ng_vault *v, const char *slug, int64_t now, uint32_t *epoch)
+{
+    char name[NAME_CAP];
+    json_t *rec, *keys;
+    json_int_t last;
+    ng_err err = ng_tenant_record(v, slug, &rec);
+
+    if (err)
+        return err;
+    keys = json_object_get(rec, "keys");
+    last = json_integer_value(json_object_get(newest_key(rec), "epoch"));
+    if (json_array_size(keys) >= NG_TENANT_MAX_KEYS)
+        err = NG_ERR_TOO_LARGE;
+    else if (last < 1 || last >= UINT32_MAX)
+        err = NG_ERR_CORRUPT;
+    if (err == NG_OK)
+        err = add_epoch(v, slug, keys, (uint32_t)last + 1, now);
+    if (err == NG_OK && (err = name_of(name, slug, "%s", "")) == NG_OK)
+        err = ng_tenant_put_json(v, name, rec);
+    if (err == NG_OK)
+        *epoch = (uint32_t)last + 1;
+    json_decref(rec);
+    return err;
+}
+
+ng_err
+ng_tenant_key_retire(ng_vault *v, const char *slug, uint32_t epoch)
+{
+    char name[NAME_CAP], num[16];
+    json_t *rec, *keys;
+    long at;
+    ng_err err = ng_tenant_record(v, slug, &rec);
+
+    if (err)
+        return err;
+    keys = json_object_get(rec, "keys");
+    at = find_epoch(keys, epoch);
+    if (at < 0)
+        err = NG_ERR_NOT_FOUND;
+    else if ((size_t)at + 1 == json_array_size(keys))
+        err = NG_ERR_INVALID_ARG; /* the sending key: rotate first */
+    if (err == NG_OK) {
+        json_array_remove(keys, (size_t)at);
+        snprintf(num, sizeof num, "%u", epoch);
+        err = name_of(name, slug, "/key/%s", num);
+    }
+    if (err == NG_OK)
+        err = ng_vault_delete(v, name);
+    if (err == NG_OK && (err = name_of(name, slug, "%s", "")) == NG_OK)
+        err = ng_tenant_put_json(v, name, rec);
+    json_decref(rec);
+    return err;
+}
+
+ng_err
+ng_tenant_keypair(ng_vault *v, const char *slug, uint32_t epoch, ng_keypair *out)
+{
+    char name[NAME_CAP], num[16];
+    uint8_t priv[NG_KEY_BYTES];
+    json_t *rec;
+    size_t len;
+    ng_err err = ng_tenant_record(v, slug, &rec);
+
+    memset(out, 0, sizeof *out);
+    if (err)
+        return err;
+    if (epoch == 0)
+        epoch = (uint32_t)json_integer_value(json_object_get(newest_key(rec), "epoch"));
+    if (find_epoch(json_object_get(rec, "keys"), epoch) < 0)
+        err = NG_ERR_NOT_FOUND;
+    json_decref(rec);
+    if (err)
+        return err;
+    snprintf(num, sizeof num, "%u", epoch);
+    err = name_of(name, slug, "/key/%s", num);
+    if (err == NG_OK)
+        err = ng_vault_get(v, name, priv, sizeof priv, &len);
+    if (err == NG_OK && len != sizeof priv)
+        err = NG_ERR_CORRUPT;
+    if (err == NG_OK)
+        err = ng_keypair_from_private(out, priv);
+    sodium_memzero(priv, sizeof priv);
+    return err;
+}
+
+ng_err
+ng_tenant_secret(ng_vault *v, const char *slug, const char *which, uint8_t *out, size_t len)
+{
+    char name[NAME_CAP];
+    size_t want = strcmp(which, "sign") == 0 ? SIGN_SK_BYTES : NG_TENANT_SECRET_BYTES, got;
+    ng_err err;
+
+    if (len != want ||
+        (strcmp(which, "sign") != 0 && strcmp(which, "psk") != 0 && strcmp(which, "read_token") != 0))
+        return NG_ERR_INVALID_ARG;
+    err = name_of(name, slug, "/%s", which);
+    if (err == NG_OK)
+        err = ng_vault_get(v, name, out, len, &got);
+    if (err == NG_OK && got != len) {
+        sodium_memzero(out, len);
+        err = NG_ERR_CORRUPT;
+    }
+    return err;
+}
+
+/* A whpk_ key: "whpk_" and the standard base64 of an Ed25519 public key on the curve. */
+static ng_err
+parse_whpk(const char *s, uint8_t pk[crypto_sign_PUBLICKEYBYTES])
+{
+    size_t len;
+    const char *end;
+
+    if (strncmp(s, "whpk_", 5) != 0 || strlen(s) > WHPK_MAX)
+        return NG_ERR_PARSE;
+    if (sodium_base642bin(pk, crypto_sign_PUBLICKEYBYTES, s + 5, strlen(s + 5), NULL, &len, &end,
+                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        len != crypto_sign_PUBLICKEYBYTES || *end != '\0')
+        return NG_ERR_PARSE;
+    return crypto_core_ed25519_is_valid_point(pk) ? NG_OK : NG_ERR_BAD_KEY;
+}
+
+/* A new webhook secret under name, shown to the caller once as whsec_ and base64. */
+static ng_err
+new_whsec(ng_vault *v, const char *name, char *whsec, size_t cap)
+{
+    uint8_t secret[NG_TENANT_SECRET_BYTES];
+    char b64[sodium_base64_ENCODED_LEN(NG_TENANT_SECRET_BYTES, sodium_base64_VARIANT_ORIGINAL)];
+    ng_err err;
+    int n = 0;
+
+    randombytes_buf(secret, sizeof secret);
+    err = ng_vault_put(v, name, secret, sizeof secret);
+    if (err == NG_OK && whsec != NULL) {
+        sodium_bin2base64(b64, sizeof b64, secret, sizeof secret, sodium_base64_VARIANT_ORIGINAL);
+        n = snprintf(whsec, cap, "whsec_%s", b64);
+        if (n < 0 || (size_t)n >= cap)
+            err = NG_ERR_BUFFER_TOO_SMALL;
+    }
+    sodium_memzero(secret, sizeof secret);
+    sodium_memzero(b64, sizeof b64);
+    return err;
+}
+
+ng_err
+ng_tenant_backend_add(ng_vault *v, const char *slug, const char *url, const char *whpk, int64_t now,
+                      char id[NG_TENANT_ID_BYTES], char *whsec, size_t whsec_cap)
+{
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES];
+    char name[NAME_CAP];
+    json_t *rec, *b;
+    json_int_t next;
+    ng_err err;
+
+    id[0] = '\0';
+    if (!ng_tenant_url_ok(url))
+        return NG_ERR_INVALID_ARG;
+    if (whpk != NULL && (err = parse_whpk(whpk, pk)) != NG_OK)
+        return err;
+    err = ng_tenant_record(v, slug, &rec);
+    if (err)
+        return err;
+    next = json_integer_value(json_object_get(rec, "next_backend"));
+    if (count_records(v, slug, "backend") >= NG_TENANT_MAX_BACKENDS)
+        err = NG_ERR_TOO_LARGE;
+    else if (next < 1 || next > 999999999)
+        err = NG_ERR_CORRUPT;
+    if (err == NG_OK) {
+        snprintf(id, NG_TENANT_ID_BYTES, "b%d", (int)next);
+        json_object_set_new(rec, "next_backend", json_integer(next + 1));
+        b = json_pack("{s:s, s:s, s:s, s:I}", "url", url, "public_key", whpk != NULL ? whpk : "", "status", "active",
+                      "created", (json_int_t)now);
+        err = b == NULL ? NG_ERR_NOMEM : name_of(name, slug, "/backend/%s", id);
+        if (err == NG_OK)
+            err = ng_tenant_put_json(v, name, b);
+        json_decref(b);
+    }
+    if (err == NG_OK && (err = name_of(name, slug, "/backend/%s/whsec", id)) == NG_OK)
+        err = new_whsec(v, name, whsec, whsec_cap);
+    if (err == NG_OK && (err = name_of(name, slug, "%s", "")) == NG_OK)
+        err = ng_tenant_put_json(v, name, rec);
+    json_decref(rec);
+    if (err)
+        id[0] = '\0';
+    return err;
+}
+
+/* The backend record's name, once the tenant and the backend are known to exist. */
+static ng_err
+backend_name(ng_vault *v, const char *slug, const char *id, char name[NAME_CAP])
+{
+    uint8_t probe[1];
+    size_t len;
+    json_t *rec;
+    ng_err err;
+
+    if (id[0] != 'b' || strlen(id) >= NG_TENANT_ID_BYTES || strchr(id, '/') != NULL)
+        return NG_ERR_NOT_FOUND;
+    err = ng_tenant_record(v, slug, &rec);
+    json_decref(rec);
+    if (err == NG_OK)
+        err = name_of(name, slug, "/backend/%s", id);
+    if (err == NG_OK && ng_vault_get(v, name, probe, 0, &len) == NG_ERR_NOT_FOUND)
+        err = NG_ERR_NOT_FOUND;
+    return err;
+}
+
+ng_err
+ng_tenant_backend_remove(ng_vault *v, const char *slug, const char *id)
+{
+    char name[NAME_CAP];
+    ng_err err = backend_name(v, slug, id, name);
+
+    if (err == NG_OK)
+        err = ng_vault_delete(v, name);
+    if (err == NG_OK && (err = name_of(name, slug, "/backend/%s/", id)) == NG_OK)
+        err = ng_tenant_delete_prefix(v, name, NULL);
+    return err;
+}
+
+ng_err
+ng_tenant_backend_rotate_secret(ng_vault *v, const char *slug, const char *id, int64_t now, char *whsec,
+                                size_t whsec_cap)
+{
+    uint8_t old[NG_TENANT_SECRET_BYTES];
+    char name[NAME_CAP], prev[NAME_CAP];
+    json_t *b = NULL;
+    size_t len;
+    ng_err err = backend_name(v, slug, id, name);
+
+    if (err == NG_OK)
+        err = ng_tenant_get_json(v, name, &b);
+    if (err == NG_OK) {
+        json_object_set_new(b, "secret_rotated", json_integer((json_int_t)now));
+        err = ng_tenant_put_json(v, name, b);
+    }
+    json_decref(b);
+    if (err == NG_OK && (err = name_of(name, slug, "/backend/%s/whsec", id)) == NG_OK &&
+        (err = name_of(prev, slug, "/backend/%s/whsec.prev", id)) == NG_OK)
+        err = ng_vault_get(v, name, old, sizeof old, &len);
+    if (err == NG_OK)
+        err = ng_vault_put(v, prev, old, len);
+    sodium_memzero(old, sizeof old);
+    return err ? err : new_whsec(v, name, whsec, whsec_cap);
+}

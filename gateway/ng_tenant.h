@@ -1,0 +1,101 @@
+/*
+ * ng_tenant.h: tenants, their keys and their backends, kept in the vault.
+ *
+ * A tenant is a slug with Noise static keys by epoch (the newest sends;
+ * older ones still open parcels until retired), an Ed25519 signing key, the
+ * patterns it accepts, an optional psk, a read token for its outboxes,
+ * limits, and the backends paired with it. Peers are in ng_peer.h.
+ *
+ * Vault entries of tenant T (names are the contract between processes that
+ * share a vault; public parts are JSON, secrets raw bytes):
+ *   tenant/T                    record: keys (public), patterns, limits
+ *   tenant/T/key/E              X25519 private key of epoch E
+ *   tenant/T/sign               Ed25519 secret key
+ *   tenant/T/psk                32 bytes, if the tenant uses one
+ *   tenant/T/read_token         32 bytes peers present to read its outboxes
+ *   tenant/T/backend/B          backend record: url, public key, status
+ *   tenant/T/backend/B/whsec    its webhook secret (and whsec.prev while rotating)
+ *   tenant/T/peer/P...          see ng_peer.h
+ *
+ * Functions act on an open vault (inside ng_vault_update to persist), and
+ * report with ng_err; NG_ERR_NOT_FOUND names no tenant, backend or epoch,
+ * NG_ERR_EXISTS a duplicate, NG_ERR_INVALID_ARG a refused value. Outputs
+ * that are JSON are new references for the caller to json_decref; they
+ * never contain a private key or a secret.
+ */
+#ifndef NG_TENANT_H
+#define NG_TENANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "ng_error.h"
+#include "ng_key.h"
+#include "ng_vault.h"
+
+enum {
+    NG_TENANT_MAX_SLUG = 63,
+    NG_TENANT_MAX_KEYS = 16,     /* live epochs at once: retire before rotating more */
+    NG_TENANT_MAX_BACKENDS = 32,
+    NG_TENANT_MAX_URL = 2048,
+    NG_TENANT_SECRET_BYTES = 32, /* psk, read token, whsec */
+    NG_TENANT_ID_BYTES = 16,     /* room for a backend id such as "b12" */
+};
+
+typedef struct ng_tenant_opts {
+    int psk;             /* give the tenant a psk: it then accepts only psk patterns */
+    int allow_anonymous; /* also accept N (Npsk0 with a psk): senders nobody knows */
+    uint64_t max_message; /* largest message body in bytes; 0: the gateway's limit */
+    uint32_t rate;        /* messages per second from its backends; 0: unlimited */
+} ng_tenant_opts;
+
+/* 1 if s is a slug: 1-63 of [a-z0-9-], starting with a letter or digit. */
+int ng_tenant_slug_ok(const char *s);
+
+NG_MUST_CHECK ng_err ng_tenant_create(ng_vault *v, const char *slug, const ng_tenant_opts *o, int64_t now);
+/* Removes the tenant and every entry under it. */
+NG_MUST_CHECK ng_err ng_tenant_delete(ng_vault *v, const char *slug);
+
+/* An array of summaries (slug, created, sending epoch and key id, counts). */
+NG_MUST_CHECK ng_err ng_tenant_list(ng_vault *v, json_t **out);
+/* Everything public about one tenant, its backends and peers included. */
+NG_MUST_CHECK ng_err ng_tenant_show(ng_vault *v, const char *slug, json_t **out);
+/* The stored record itself (see above); for ng_peer. */
+NG_MUST_CHECK ng_err ng_tenant_record(ng_vault *v, const char *slug, json_t **out);
+
+/* A new newest epoch; NG_ERR_TOO_LARGE at NG_TENANT_MAX_KEYS live keys. */
+NG_MUST_CHECK ng_err ng_tenant_key_rotate(ng_vault *v, const char *slug, int64_t now, uint32_t *epoch);
+/* Forgets an old epoch's private key. The newest (sending) one cannot be retired. */
+NG_MUST_CHECK ng_err ng_tenant_key_retire(ng_vault *v, const char *slug, uint32_t epoch);
+/* The key pair of an epoch (0: the newest); wipe it with ng_keypair_wipe. */
+NG_MUST_CHECK ng_err ng_tenant_keypair(ng_vault *v, const char *slug, uint32_t epoch, ng_keypair *out);
+/* Copies a secret of the tenant: which is "sign" (64 bytes), "psk" or "read_token" (32). */
+NG_MUST_CHECK ng_err ng_tenant_secret(ng_vault *v, const char *slug, const char *which, uint8_t *out, size_t len);
+
+/*
+ * Pairs a backend by hand: url (http or https) and optionally its Ed25519
+ * public key as "whpk_" and base64. A fresh webhook secret is made; id
+ * receives the backend's id, whsec (if not NULL) the secret as "whsec_" and
+ * base64, which the caller shows once and wipes.
+ */
+NG_MUST_CHECK ng_err ng_tenant_backend_add(ng_vault *v, const char *slug, const char *url, const char *whpk,
+                                           int64_t now, char id[NG_TENANT_ID_BYTES], char *whsec, size_t whsec_cap);
+NG_MUST_CHECK ng_err ng_tenant_backend_remove(ng_vault *v, const char *slug, const char *id);
+/* A new webhook secret; the old one stays as whsec.prev so deliveries can carry both during the change. */
+NG_MUST_CHECK ng_err ng_tenant_backend_rotate_secret(ng_vault *v, const char *slug, const char *id, int64_t now,
+                                                     char *whsec, size_t whsec_cap);
+NG_MUST_CHECK ng_err ng_tenant_backend_list(ng_vault *v, const char *slug, json_t **out);
+
+/* Reads a JSON entry of the vault (NG_ERR_CORRUPT if it is not a JSON object). */
+NG_MUST_CHECK ng_err ng_tenant_get_json(ng_vault *v, const char *name, json_t **out);
+/* Writes a JSON entry of the vault, compact with sorted keys. */
+NG_MUST_CHECK ng_err ng_tenant_put_json(ng_vault *v, const char *name, json_t *obj);
+/* Deletes every entry whose name starts with prefix; how many in *count (may be NULL). */
+NG_MUST_CHECK ng_err ng_tenant_delete_prefix(ng_vault *v, const char *prefix, size_t *count);
+
+/* 1 if url is an http:// or https:// URL noisegate will store: printable, no spaces or user info. */
+int ng_tenant_url_ok(const char *url);
+
+#endif
