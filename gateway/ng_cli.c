@@ -68,9 +68,21 @@ ng_cli_usage(void)
           "  config check [--print] FILE | show [FILE]  validate a configuration; --print, show: effective JSON\n"
           "  config example                      a commented configuration with every field at its default\n"
           "\n"
+          "Operator commands (offline, on the vault; each takes --config FILE, else $NOISEGATE_CONFIG):\n"
+          "  vault init | rekey | verify [--json]\n"
+          "  tenant create TENANT [--psk] [--allow-anonymous] [--max-message BYTES] [--rate PER_S]\n"
+          "  tenant list [--json] | show TENANT | delete TENANT\n"
+          "  backend add TENANT --url URL [--public-key whpk_...]\n"
+          "  backend list TENANT [--json] | remove TENANT ID | rotate-secret TENANT ID\n"
+          "  peer export TENANT [--outbox URL] | import TENANT STRING|- [--name NAME]\n"
+          "  peer list TENANT [--json] | remove TENANT NAME\n"
+          "  key rotate TENANT | retire TENANT EPOCH | list TENANT [--json]\n"
+          "  open --tenant TENANT [--config FILE] ...   open with the tenant's keys from the vault\n"
+          "\n"
           "Suites: 25519_ChaChaPoly_BLAKE2b (default), 25519_ChaChaPoly_SHA256, 25519_ChaChaPoly_SHA512,\n"
           "        25519_AESGCM_BLAKE2b, 25519_AESGCM_SHA256, 25519_AESGCM_SHA512.\n"
           "IN and OUT default to standard input and output.\n"
-          "Exit status: 0 ok, 1 the parcel did not open, 2 usage or I/O error.\n",
+          "Exit status: 0 ok, 1 the parcel did not open or the operation was refused, 2 usage,\n"
+          "configuration or I/O error.\n",
           stderr);
 }

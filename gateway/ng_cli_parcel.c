@@ -13,7 +13,9 @@
 #include "ng_cli.h"
 #include "ng_hex.h"
 #include "ng_io.h"
+#include "ng_cli_vault.h"
 #include "ng_key.h"
+#include "ng_tenant.h"
 #include "ng_parcel.h"
 
 enum {
@@ -251,7 +253,7 @@ out:
 }
 
 struct open_args {
-    const char *key, *from, *psk, *out, *in;
+    const char *key, *tenant, *config, *from, *psk, *out, *in;
     int ignore_expiry, json;
 };
 
@@ -259,8 +261,8 @@ static int
 open_usage(void)
 {
     return ng_cli_fail(NG_EXIT_USAGE, "open",
-                       "usage: noisegate open --key KEYFILE [--from PUBHEX] [--psk PSKFILE] [--ignore-expiry] "
-                       "[--json] [-o OUT] [IN]");
+                       "usage: noisegate open --key KEYFILE | --tenant TENANT [--config FILE] [--from PUBHEX] "
+                       "[--psk PSKFILE] [--ignore-expiry] [--json] [-o OUT] [IN]");
 }
 
 static int
@@ -268,6 +270,8 @@ open_parse(int argc, char **argv, struct open_args *a)
 {
     static const struct option opts[] = {
         {"key", required_argument, NULL, 'k'},
+        {"tenant", required_argument, NULL, 't'},
+        {"config", required_argument, NULL, 'c'},
         {"from", required_argument, NULL, 'f'},
         {"psk", required_argument, NULL, 'p'},
         {"ignore-expiry", no_argument, NULL, 'i'},
@@ -282,6 +286,8 @@ open_parse(int argc, char **argv, struct open_args *a)
     while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
         switch (c) {
         case 'k': a->key = optarg; break;
+        case 't': a->tenant = optarg; break;
+        case 'c': a->config = optarg; break;
         case 'f': a->from = optarg; break;
         case 'p': a->psk = optarg; break;
         case 'i': a->ignore_expiry = 1; break;
@@ -290,7 +296,7 @@ open_parse(int argc, char **argv, struct open_args *a)
         default: return open_usage();
         }
     }
-    if (optind < argc - 1 || a->key == NULL)
+    if (optind < argc - 1 || (a->key == NULL) == (a->tenant == NULL))
         return open_usage();
     a->in = optind < argc ? argv[optind] : NULL;
     return 0;
@@ -321,6 +327,36 @@ open_report(const ng_opened *o, json_t *meta)
     return print_json(stderr, j);
 }
 
+/* The key pair of the tenant's live epoch the parcel is addressed to; its psk for a psk pattern. */
+static int
+tenant_keys(const struct open_args *a, const ng_parcel_header *h, ng_keypair *me, uint8_t psk[NG_PSK_BYTES],
+            const uint8_t **psk_out)
+{
+    char what[96];
+    ng_cli_ctx c;
+    ng_vault *v = NULL;
+    ng_err err;
+    int rc = ng_cli_ctx_open(&c, "open", a->config, 1);
+
+    if (rc == 0)
+        rc = ng_cli_ctx_vault(&c, &v);
+    if (rc == 0) {
+        snprintf(what, sizeof what, "tenant %s", a->tenant);
+        err = ng_tenant_keypair_for(v, a->tenant, h->recipient_key_id, me);
+        if (err == NG_ERR_WRONG_RECIPIENT)
+            rc = ng_cli_fail(NG_EXIT_NOT_OPENED, "open", "parcel did not open: not addressed to a live key of tenant %s",
+                             a->tenant);
+        else if (err)
+            rc = ng_cli_report(&c, err, what);
+        if (rc == 0 && ng_pattern_has_psk(h->pattern) && a->psk == NULL &&
+            ng_tenant_secret(v, a->tenant, "psk", psk, NG_PSK_BYTES) == NG_OK)
+            *psk_out = psk;
+    }
+    ng_vault_close(v);
+    ng_cli_ctx_close(&c);
+    return rc;
+}
+
 int
 ng_cli_open(int argc, char **argv)
 {
@@ -346,13 +382,23 @@ ng_cli_open(int argc, char **argv)
             goto out;
         p.sender_pub = from;
     }
-    if ((rc = ng_cli_read_secret("open", "key", a.key, priv, sizeof priv)) != 0)
+    if ((rc = ng_cli_read_input("open", a.in, &parcel, &len)) != 0)
         goto out;
-    err = ng_keypair_from_private(&me, priv);
-    sodium_memzero(priv, sizeof priv);
-    if (err) {
-        rc = ng_cli_fail(NG_EXIT_USAGE, "open", "%s: not a usable private key", a.key);
-        goto out;
+    err = ng_parcel_inspect(&h, parcel, len, 0);
+    if (a.tenant != NULL) {
+        /* The tenant's live key the parcel is addressed to, and its psk. */
+        if (err == NG_OK && (rc = tenant_keys(&a, &h, &me, psk, &p.psk)) != 0)
+            goto out;
+    } else {
+        if ((rc = ng_cli_read_secret("open", "key", a.key, priv, sizeof priv)) != 0)
+            goto out;
+        err = ng_keypair_from_private(&me, priv);
+        sodium_memzero(priv, sizeof priv);
+        if (err) {
+            rc = ng_cli_fail(NG_EXIT_USAGE, "open", "%s: not a usable private key", a.key);
+            goto out;
+        }
+        err = ng_parcel_inspect(&h, parcel, len, 0);
     }
     p.recipient = &me;
     if (a.psk != NULL) {
@@ -361,10 +407,7 @@ ng_cli_open(int argc, char **argv)
         p.psk = psk;
     }
     p.ignore_expiry = a.ignore_expiry;
-    if ((rc = ng_cli_read_input("open", a.in, &parcel, &len)) != 0)
-        goto out;
 
-    err = ng_parcel_inspect(&h, parcel, len, 0);
     if (err == NG_OK) {
         plain = malloc(h.plaintext_len);
         err = plain == NULL ? NG_ERR_NOMEM : ng_parcel_open(plain, h.plaintext_len, &o, parcel, len, &p);

@@ -533,6 +533,33 @@ ng_tenant_keypair(ng_vault *v, const char *slug, uint32_t epoch, ng_keypair *out
 }
 
 ng_err
+ng_tenant_keypair_for(ng_vault *v, const char *slug, const uint8_t key_id[NG_KEY_ID_BYTES], ng_keypair *out)
+{
+    uint8_t pub[NG_KEY_BYTES], id[NG_KEY_ID_BYTES];
+    json_t *rec, *k;
+    const char *hex;
+    size_t i;
+    long epoch = -1;
+    ng_err err = ng_tenant_record(v, slug, &rec);
+
+    memset(out, 0, sizeof *out);
+    if (err)
+        return err;
+    json_array_foreach (json_object_get(rec, "keys"), i, k) {
+        hex = json_string_value(json_object_get(k, "public"));
+        if (hex == NULL || ng_hex_decode(pub, sizeof pub, hex, strlen(hex)) != NG_OK)
+            continue;
+        ng_key_id(id, pub);
+        if (sodium_memcmp(id, key_id, sizeof id) == 0)
+            epoch = (long)json_integer_value(json_object_get(k, "epoch"));
+    }
+    json_decref(rec);
+    if (epoch < 1)
+        return NG_ERR_WRONG_RECIPIENT;
+    return ng_tenant_keypair(v, slug, (uint32_t)epoch, out);
+}
+
+ng_err
 ng_tenant_secret(ng_vault *v, const char *slug, const char *which, uint8_t *out, size_t len)
 {
     char name[NAME_CAP];

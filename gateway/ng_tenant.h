@@ -71,6 +71,9 @@ NG_MUST_CHECK ng_err ng_tenant_key_rotate(ng_vault *v, const char *slug, int64_t
 NG_MUST_CHECK ng_err ng_tenant_key_retire(ng_vault *v, const char *slug, uint32_t epoch);
 /* The key pair of an epoch (0: the newest); wipe it with ng_keypair_wipe. */
 NG_MUST_CHECK ng_err ng_tenant_keypair(ng_vault *v, const char *slug, uint32_t epoch, ng_keypair *out);
+/* The key pair of the live epoch whose key id is key_id; NG_ERR_WRONG_RECIPIENT if none. */
+NG_MUST_CHECK ng_err ng_tenant_keypair_for(ng_vault *v, const char *slug, const uint8_t key_id[NG_KEY_ID_BYTES],
+                                           ng_keypair *out);
 /* Copies a secret of the tenant: which is "sign" (64 bytes), "psk" or "read_token" (32). */
 NG_MUST_CHECK ng_err ng_tenant_secret(ng_vault *v, const char *slug, const char *which, uint8_t *out, size_t len);
 
