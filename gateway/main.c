@@ -8,6 +8,7 @@
 
 #include "ng_cli.h"
 #include "ng_cli_vault.h"
+#include "ng_jsonmem.h"
 
 #ifndef NG_VERSION
 #define NG_VERSION "0.1.0"
@@ -37,6 +38,7 @@ main(int argc, char **argv)
         fputs("noisegate: libsodium failed to initialise\n", stderr);
         return NG_EXIT_USAGE;
     }
+    ng_jsonmem_install();
     if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         ng_cli_usage();
         return argc < 2 ? NG_EXIT_USAGE : NG_EXIT_OK;
