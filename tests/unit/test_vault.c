@@ -522,8 +522,12 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        BOTH(test_round_trip),       BOTH(test_wrong_key_and_passphrase), BOTH(test_every_byte_and_truncation),
-        BOTH(test_two_writers),      BOTH(test_killed_writer),            BOTH(test_dropped_entry),
+        BOTH(test_round_trip),
+        BOTH(test_wrong_key_and_passphrase),
+        BOTH(test_every_byte_and_truncation),
+        BOTH(test_two_writers),
+        BOTH(test_killed_writer),
+        BOTH(test_dropped_entry),
         BOTH(test_hostile_limits_and_sizes),
     };
     const struct CMUnitTest redis_only[] = {
