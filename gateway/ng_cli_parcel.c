@@ -344,8 +344,8 @@ tenant_keys(const struct open_args *a, const ng_parcel_header *h, ng_keypair *me
         snprintf(what, sizeof what, "tenant %s", a->tenant);
         err = ng_tenant_keypair_for(v, a->tenant, h->recipient_key_id, me);
         if (err == NG_ERR_WRONG_RECIPIENT)
-            rc = ng_cli_fail(NG_EXIT_NOT_OPENED, "open", "parcel did not open: not addressed to a live key of tenant %s",
-                             a->tenant);
+            rc = ng_cli_fail(NG_EXIT_NOT_OPENED, "open",
+                             "parcel did not open: not addressed to a live key of tenant %s", a->tenant);
         else if (err)
             rc = ng_cli_report(&c, err, what);
         if (rc == 0 && ng_pattern_has_psk(h->pattern) && a->psk == NULL &&

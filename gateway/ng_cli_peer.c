@@ -70,8 +70,9 @@ peer_export(ng_cli_ctx *c, const char *slug, const char *outbox)
     if (err)
         return ng_cli_report(c, err, what);
     printf("%s\n", params);
-    fprintf(stderr, "connection parameters of tenant %s (they carry its read token and psk: send them privately)\n"
-                    "fingerprint %s: compare it with what the importer sees\n",
+    fprintf(stderr,
+            "connection parameters of tenant %s (they carry its read token and psk: send them privately)\n"
+            "fingerprint %s: compare it with what the importer sees\n",
             slug, fp);
     sodium_memzero(params, strlen(params));
     free(params);
@@ -139,8 +140,8 @@ peer_import(ng_cli_ctx *c, struct op *o, const char *arg)
         rc = ng_cli_fail(NG_EXIT_FAILED, c->cmd, "connection parameters: %s", params_error(err));
     } else {
         o->params = params;
-        snprintf(what, sizeof what, "peer %s of tenant %s", o->name ? o->name : json_string_value(json_object_get(shown, "name")),
-                 o->slug);
+        snprintf(what, sizeof what, "peer %s of tenant %s",
+                 o->name ? o->name : json_string_value(json_object_get(shown, "name")), o->slug);
         rc = ng_cli_ctx_update(c, do_import, o, what);
         if (o->err == NG_ERR_AUTH)
             fprintf(stderr, "noisegate peer: these parameters are signed by another key than the peer's we hold; "
@@ -179,7 +180,8 @@ peer_list(ng_cli_ctx *c, const char *slug, int as_json)
         putchar('\n');
     } else {
         printf("%-20s %-4s %-5s %-39s %s\n", "PEER", "KEYS", "PSK", "FINGERPRINT", "OUTBOX");
-        json_array_foreach (list, i, p) {
+        json_array_foreach(list, i, p)
+        {
             k = json_object_get(p, "keys");
             n = json_array_size(k);
             printf("%-20s %-4zu %-5s %-39s %s\n", json_string_value(json_object_get(p, "name")), n,

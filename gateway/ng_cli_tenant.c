@@ -124,12 +124,11 @@ tenant_list(ng_cli_ctx *c, int as_json)
         print_json(list);
     } else {
         printf("%-24s %5s  %-64s %8s %5s\n", "TENANT", "EPOCH", "KEY ID", "BACKENDS", "PEERS");
-        json_array_foreach (list, i, t)
-            printf("%-24s %5lld  %-64s %8lld %5lld\n", json_string_value(json_object_get(t, "slug")),
-                   (long long)json_integer_value(json_object_get(t, "epoch")),
-                   json_string_value(json_object_get(t, "key_id")),
-                   (long long)json_integer_value(json_object_get(t, "backends")),
-                   (long long)json_integer_value(json_object_get(t, "peers")));
+        json_array_foreach(list, i, t) printf(
+            "%-24s %5lld  %-64s %8lld %5lld\n", json_string_value(json_object_get(t, "slug")),
+            (long long)json_integer_value(json_object_get(t, "epoch")), json_string_value(json_object_get(t, "key_id")),
+            (long long)json_integer_value(json_object_get(t, "backends")),
+            (long long)json_integer_value(json_object_get(t, "peers")));
     }
     json_decref(list);
     return NG_EXIT_OK;
@@ -169,8 +168,8 @@ tenant_create(ng_cli_ctx *c, struct op *o, const char *max_message, const char *
     int rc;
 
     if (!ng_tenant_slug_ok(o->slug))
-        return ng_cli_fail(NG_EXIT_USAGE, c->cmd, "'%s': a tenant id is 1-63 of a-z, 0-9 and '-', not starting with '-'",
-                           o->slug);
+        return ng_cli_fail(NG_EXIT_USAGE, c->cmd,
+                           "'%s': a tenant id is 1-63 of a-z, 0-9 and '-', not starting with '-'", o->slug);
     if (max_message != NULL) {
         if (parse_num(max_message, 64ull * 1024 * 1024, &n) != 0)
             return ng_cli_fail(NG_EXIT_USAGE, c->cmd, "--max-message: expected bytes 0-67108864");
@@ -246,7 +245,8 @@ backend_list(ng_cli_ctx *c, const char *slug, int as_json)
         print_json(list);
     } else {
         printf("%-6s %-8s %-50s %s\n", "ID", "STATUS", "PUBLIC KEY", "URL");
-        json_array_foreach (list, i, b) {
+        json_array_foreach(list, i, b)
+        {
             const char *pk = json_string_value(json_object_get(b, "public_key"));
             printf("%-6s %-8s %-50s %s\n", json_string_value(json_object_get(b, "id")),
                    json_string_value(json_object_get(b, "status")), pk && *pk ? pk : "-",
@@ -329,7 +329,7 @@ key_list(ng_cli_ctx *c, const char *slug, int as_json)
         print_json(json_object_get(t, "keys"));
     } else {
         printf("%5s  %-7s  %-64s  %s\n", "EPOCH", "SENDING", "PUBLIC KEY", "KEY ID");
-        json_array_foreach (json_object_get(t, "keys"), i, k)
+        json_array_foreach(json_object_get(t, "keys"), i, k)
             printf("%5lld  %-7s  %-64s  %s\n", (long long)json_integer_value(json_object_get(k, "epoch")),
                    json_is_true(json_object_get(k, "sending")) ? "yes" : "no",
                    json_string_value(json_object_get(k, "public")), json_string_value(json_object_get(k, "key_id")));

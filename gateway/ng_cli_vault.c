@@ -101,8 +101,8 @@ decode_key(const char *b64, size_t len, uint8_t out[KEY])
 
     while (len > 0 && (b64[len - 1] == '\n' || b64[len - 1] == '\r' || b64[len - 1] == ' '))
         len--;
-    return sodium_base642bin(out, KEY, b64, len, NULL, &got, &end, sodium_base64_VARIANT_ORIGINAL) == 0 &&
-                   got == KEY && end == b64 + len
+    return sodium_base642bin(out, KEY, b64, len, NULL, &got, &end, sodium_base64_VARIANT_ORIGINAL) == 0 && got == KEY &&
+                   end == b64 + len
                ? 0
                : -1;
 }
@@ -225,8 +225,8 @@ load_secret(ng_cli_ctx *c, ng_vault_secret *s, uint8_t *mem, int fresh)
         break;
     case NG_CONFIG_MASTER_KEY_PASSPHRASE:
         s->passphrase = 1;
-        rc = get_passphrase(c, fresh == 2 ? "NOISEGATE_VAULT_NEW_PASSPHRASE" : "NOISEGATE_VAULT_PASSPHRASE", fresh,
-                            mem, &s->len);
+        rc = get_passphrase(c, fresh == 2 ? "NOISEGATE_VAULT_NEW_PASSPHRASE" : "NOISEGATE_VAULT_PASSPHRASE", fresh, mem,
+                            &s->len);
         break;
     }
     return rc;
@@ -429,7 +429,8 @@ verify_tenant(ng_vault *v, const char *slug, json_t *problems)
         json_array_append_new(problems, json_sprintf("tenant %s: record does not parse", slug));
         return;
     }
-    json_array_foreach (json_object_get(rec, "keys"), i, k) {
+    json_array_foreach(json_object_get(rec, "keys"), i, k)
+    {
         ng_keypair kp;
         json_int_t epoch = json_integer_value(json_object_get(k, "epoch"));
 
@@ -441,9 +442,8 @@ verify_tenant(ng_vault *v, const char *slug, json_t *problems)
         ng_hex_encode(hex, sizeof hex, kp.pub, sizeof kp.pub);
         ng_keypair_wipe(&kp);
         if (want == NULL || strcmp(want, hex) != 0)
-            json_array_append_new(problems,
-                                  json_sprintf("tenant %s: key of epoch %d does not match its public key", slug,
-                                               (int)epoch));
+            json_array_append_new(
+                problems, json_sprintf("tenant %s: key of epoch %d does not match its public key", slug, (int)epoch));
     }
     want = json_string_value(json_object_get(rec, "signing_public"));
     if (ng_tenant_secret(v, slug, "sign", sk, sizeof sk) != NG_OK) {
@@ -479,8 +479,7 @@ vault_verify(ng_cli_ctx *c, int as_json)
         json_array_append_new(problems, json_string("a tenant record does not parse"));
         tenants = json_array();
     }
-    json_array_foreach (tenants, i, t)
-        verify_tenant(v, json_string_value(json_object_get(t, "slug")), problems);
+    json_array_foreach(tenants, i, t) verify_tenant(v, json_string_value(json_object_get(t, "slug")), problems);
     if (as_json) {
         json_t *out = json_pack("{s:s, s:b, s:I, s:I, s:O}", "vault", ng_vault_store_where(c->store), "ok",
                                 json_array_size(problems) == 0, "entries", (json_int_t)ng_vault_count(v), "tenants",
@@ -489,8 +488,7 @@ vault_verify(ng_cli_ctx *c, int as_json)
         putchar('\n');
         json_decref(out);
     } else {
-        json_array_foreach (problems, i, t)
-            fprintf(stderr, "noisegate vault: %s\n", json_string_value(t));
+        json_array_foreach(problems, i, t) fprintf(stderr, "noisegate vault: %s\n", json_string_value(t));
         printf("%s: %s, %zu entries, %zu tenants\n", ng_vault_store_where(c->store),
                json_array_size(problems) ? "PROBLEMS" : "ok", ng_vault_count(v), json_array_size(tenants));
     }

@@ -115,7 +115,8 @@ static const ng_config_field fields[] = {
          "(NOISEGATE_VAULT_PASSPHRASE, else a prompt)."),
     TEXT("vault.key_file", "NOISEGATE_VAULT_KEY_FILE", NG_CONFIG_PATH, NG_CONFIG_IN_DATA_DIR, 1, NG_CONFIG_MAX_PATH,
          "\"vault.key\"", vault.key_file,
-         "The master key file (base64 of 32 bytes, mode 0600) when vault.master_key is \"file\". Relative: to data_dir."),
+         "The master key file (base64 of 32 bytes, mode 0600) when vault.master_key is \"file\". Relative: to "
+         "data_dir."),
     INT("vault.argon2_ops", "NOISEGATE_VAULT_ARGON2_OPS", NG_CONFIG_ZERO_OK, 1, 16, "0", vault.argon2_ops,
         "Argon2id passes when a passphrase vault is created or rekeyed; 0 means libsodium's moderate limit."),
     INT("vault.argon2_mem_mib", "NOISEGATE_VAULT_ARGON2_MEM_MIB", NG_CONFIG_ZERO_OK, 8, 4096, "0", vault.argon2_mem_mib,

@@ -130,9 +130,8 @@ ng_peer_export(ng_vault *v, const char *slug, const char *outbox, int64_t now, c
     if (err)
         return err;
     keys = json_array();
-    json_array_foreach (json_object_get(rec, "keys"), i, k)
-        json_array_append_new(keys, json_pack("{s:O, s:O}", "epoch", json_object_get(k, "epoch"), "public",
-                                              json_object_get(k, "public")));
+    json_array_foreach(json_object_get(rec, "keys"), i, k) json_array_append_new(
+        keys, json_pack("{s:O, s:O}", "epoch", json_object_get(k, "epoch"), "public", json_object_get(k, "public")));
     doc = json_pack("{s:i, s:s, s:o, s:O, s:[s], s:s, s:O, s:I}", "v", 1, "name", slug, "keys", keys, "patterns",
                     json_object_get(rec, "patterns"), "suites", ng_suite_name(NG_SUITE_DEFAULT), "outbox", outbox,
                     "signing_key", json_object_get(rec, "signing_public"), "created", (json_int_t)now);
@@ -175,8 +174,8 @@ ng_peer_export(ng_vault *v, const char *slug, const char *outbox, int64_t now, c
 static ng_err
 check_params(json_t *doc)
 {
-    static const char *const known[] = {"v",       "name",   "keys",       "patterns",    "suites", "outbox",
-                                        "created", "psk",    "read_token", "signing_key", "sig",    NULL};
+    static const char *const known[] = {"v",       "name", "keys",       "patterns",    "suites", "outbox",
+                                        "created", "psk",  "read_token", "signing_key", "sig",    NULL};
     uint8_t buf[SIG_BYTES];
     const char *key, *s;
     json_t *val, *k;
@@ -187,7 +186,8 @@ check_params(json_t *doc)
         return NG_ERR_PARSE;
     if (json_integer_value(json_object_get(doc, "v")) != 1)
         return NG_ERR_BAD_VERSION;
-    json_object_foreach (doc, key, val) {
+    json_object_foreach(doc, key, val)
+    {
         for (j = 0; known[j] != NULL && strcmp(known[j], key) != 0; j++)
             ;
         if (known[j] == NULL)
@@ -204,7 +204,8 @@ check_params(json_t *doc)
     val = json_object_get(doc, "keys");
     if (!json_is_array(val) || json_array_size(val) == 0 || json_array_size(val) > NG_TENANT_MAX_KEYS)
         return NG_ERR_PARSE;
-    json_array_foreach (val, i, k) {
+    json_array_foreach(val, i, k)
+    {
         json_int_t e = json_integer_value(json_object_get(k, "epoch"));
         if (json_object_size(k) != 2 || !json_is_integer(json_object_get(k, "epoch")) || e < 1 || e > UINT32_MAX ||
             !hex_field(k, "public", buf, NG_KEY_BYTES))
@@ -213,7 +214,8 @@ check_params(json_t *doc)
     val = json_object_get(doc, "patterns");
     if (!json_is_array(val) || json_array_size(val) == 0 || json_array_size(val) > MAX_PATTERNS)
         return NG_ERR_PARSE;
-    json_array_foreach (val, i, k) {
+    json_array_foreach(val, i, k)
+    {
         ng_pattern p;
         if (!json_is_string(k) || ng_pattern_parse(json_string_value(k), &p) != NG_OK)
             return NG_ERR_PARSE;
@@ -221,7 +223,8 @@ check_params(json_t *doc)
     val = json_object_get(doc, "suites");
     if (!json_is_array(val) || json_array_size(val) == 0 || json_array_size(val) > MAX_SUITES)
         return NG_ERR_PARSE;
-    json_array_foreach (val, i, k) {
+    json_array_foreach(val, i, k)
+    {
         ng_suite su;
         if (!json_is_string(k) || ng_suite_parse(json_string_value(k), &su) != NG_OK)
             return NG_ERR_PARSE;
@@ -353,7 +356,8 @@ check_keys(ng_vault *v, const char *slug, json_t *keys)
 
     if (err)
         return err;
-    json_array_foreach (keys, i, k) {
+    json_array_foreach(keys, i, k)
+    {
         if (!hex_field(k, "public", pub, sizeof pub)) {
             err = NG_ERR_PARSE;
             break;
@@ -440,7 +444,8 @@ ng_peer_list(ng_vault *v, const char *slug, json_t **out)
         return err;
     *out = json_incref(json_object_get(tenant, "peers"));
     json_decref(tenant);
-    json_array_foreach (*out, i, p) {
+    json_array_foreach(*out, i, p)
+    {
         uint8_t pk[PK_BYTES];
         char fp[NG_PEER_FINGERPRINT_BYTES];
         if (hex_field(p, "signing_key", pk, sizeof pk)) {

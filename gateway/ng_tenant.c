@@ -169,9 +169,9 @@ add_epoch(ng_vault *v, const char *slug, json_t *keys, uint32_t epoch, int64_t n
         return err;
     ng_keypair_generate(&kp);
     err = ng_vault_put(v, name, kp.priv, sizeof kp.priv);
-    if (err == NG_OK && json_array_append_new(keys, json_pack("{s:I, s:o, s:I}", "epoch", (json_int_t)epoch, "public",
-                                                              hex_string(kp.pub, sizeof kp.pub), "created",
-                                                              (json_int_t)now)) != 0)
+    if (err == NG_OK &&
+        json_array_append_new(keys, json_pack("{s:I, s:o, s:I}", "epoch", (json_int_t)epoch, "public",
+                                              hex_string(kp.pub, sizeof kp.pub), "created", (json_int_t)now)) != 0)
         err = NG_ERR_NOMEM;
     ng_keypair_wipe(&kp);
     return err;
@@ -407,8 +407,7 @@ ng_tenant_show(ng_vault *v, const char *slug, json_t **out)
     keys = json_object_get(rec, "keys");
     newest = newest_key(rec);
     shown = json_array();
-    json_array_foreach (keys, i, k)
-        json_array_append_new(shown, shown_key(k, k == newest));
+    json_array_foreach(keys, i, k) json_array_append_new(shown, shown_key(k, k == newest));
     json_object_set_new(rec, "keys", shown);
     /* The signing key in the form Standard Webhooks libraries take for v1a. */
     spk = json_string_value(json_object_get(rec, "signing_public"));
@@ -440,9 +439,8 @@ find_epoch(json_t *keys, uint32_t epoch)
     size_t i;
     json_t *k;
 
-    json_array_foreach (keys, i, k)
-        if (json_integer_value(json_object_get(k, "epoch")) == (json_int_t)epoch)
-            return (long)i;
+    json_array_foreach(keys, i,
+                       k) if (json_integer_value(json_object_get(k, "epoch")) == (json_int_t)epoch) return (long)i;
     return -1;
 }
 
@@ -545,7 +543,8 @@ ng_tenant_keypair_for(ng_vault *v, const char *slug, const uint8_t key_id[NG_KEY
     memset(out, 0, sizeof *out);
     if (err)
         return err;
-    json_array_foreach (json_object_get(rec, "keys"), i, k) {
+    json_array_foreach(json_object_get(rec, "keys"), i, k)
+    {
         hex = json_string_value(json_object_get(k, "public"));
         if (hex == NULL || ng_hex_decode(pub, sizeof pub, hex, strlen(hex)) != NG_OK)
             continue;
@@ -566,8 +565,7 @@ ng_tenant_secret(ng_vault *v, const char *slug, const char *which, uint8_t *out,
     size_t want = strcmp(which, "sign") == 0 ? SIGN_SK_BYTES : NG_TENANT_SECRET_BYTES, got;
     ng_err err;
 
-    if (len != want ||
-        (strcmp(which, "sign") != 0 && strcmp(which, "psk") != 0 && strcmp(which, "read_token") != 0))
+    if (len != want || (strcmp(which, "sign") != 0 && strcmp(which, "psk") != 0 && strcmp(which, "read_token") != 0))
         return NG_ERR_INVALID_ARG;
     err = name_of(name, slug, "/%s", which);
     if (err == NG_OK)

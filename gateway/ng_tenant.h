@@ -37,7 +37,7 @@
 
 enum {
     NG_TENANT_MAX_SLUG = 63,
-    NG_TENANT_MAX_KEYS = 16,     /* live epochs at once: retire before rotating more */
+    NG_TENANT_MAX_KEYS = 16, /* live epochs at once: retire before rotating more */
     NG_TENANT_MAX_BACKENDS = 32,
     NG_TENANT_MAX_URL = 2048,
     NG_TENANT_SECRET_BYTES = 32, /* psk, read token, whsec */
@@ -45,8 +45,8 @@ enum {
 };
 
 typedef struct ng_tenant_opts {
-    int psk;             /* give the tenant a psk: it then accepts only psk patterns */
-    int allow_anonymous; /* also accept N (Npsk0 with a psk): senders nobody knows */
+    int psk;              /* give the tenant a psk: it then accepts only psk patterns */
+    int allow_anonymous;  /* also accept N (Npsk0 with a psk): senders nobody knows */
     uint64_t max_message; /* largest message body in bytes; 0: the gateway's limit */
     uint32_t rate;        /* messages per second from its backends; 0: unlimited */
 } ng_tenant_opts;

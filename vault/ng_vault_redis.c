@@ -163,8 +163,8 @@ ng_vault_store_redis(ng_vault_store **out, const char *url, const char *key, int
     ng_err err;
 
     *out = NULL;
-    if (url == NULL || key == NULL || key[0] == '\0' || strlen(key) >= sizeof r->key ||
-        strlen(url) >= sizeof r->url || timeout_ms <= 0)
+    if (url == NULL || key == NULL || key[0] == '\0' || strlen(key) >= sizeof r->key || strlen(url) >= sizeof r->url ||
+        timeout_ms <= 0)
         return NG_ERR_INVALID_ARG;
     err = ng_redis_parse_url(&parsed, url);
     if (err)
