@@ -41,12 +41,22 @@ ng_peer_fingerprint(char out[NG_PEER_FINGERPRINT_BYTES], const uint8_t pk[32])
     out[o] = '\0';
 }
 
+/*
+ * Lower-case hex only: "sig" is outside the signed text, and hex that also
+ * took upper case would give one document many valid encodings.
+ */
 static int
 hex_field(json_t *doc, const char *key, uint8_t *out, size_t len)
 {
     const char *s = json_string_value(json_object_get(doc, key));
+    size_t i;
 
-    return s != NULL && ng_hex_decode(out, len, s, strlen(s)) == NG_OK;
+    if (s == NULL || ng_hex_decode(out, len, s, strlen(s)) != NG_OK)
+        return 0;
+    for (i = 0; s[i] != '\0'; i++)
+        if (s[i] >= 'A' && s[i] <= 'F')
+            return 0;
+    return 1;
 }
 
 static json_t *
@@ -73,43 +83,57 @@ signed_text(json_t *doc, char **text)
     return *text == NULL ? NG_ERR_NOMEM : NG_OK;
 }
 
+/* The message signed: the context, then the canonical text without "sig". Plain Ed25519, not Ed25519ph. */
 static ng_err
-sign_doc(json_t *doc, const uint8_t sk[crypto_sign_SECRETKEYBYTES])
+signed_message(json_t *doc, uint8_t **msg, size_t *len)
 {
-    uint8_t sig[SIG_BYTES];
-    crypto_sign_state st;
     char *text;
     ng_err err = signed_text(doc, &text);
 
+    *msg = NULL;
     if (err)
         return err;
-    crypto_sign_init(&st);
-    crypto_sign_update(&st, (const uint8_t *)sig_context, strlen(sig_context));
-    crypto_sign_update(&st, (const uint8_t *)text, strlen(text));
-    crypto_sign_final_create(&st, sig, NULL, sk);
-    sodium_memzero(&st, sizeof st);
+    *len = strlen(sig_context) + strlen(text);
+    *msg = malloc(*len);
+    if (*msg != NULL) {
+        memcpy(*msg, sig_context, strlen(sig_context));
+        memcpy(*msg + strlen(sig_context), text, strlen(text));
+    }
+    sodium_memzero(text, strlen(text));
     free(text);
+    return *msg == NULL ? NG_ERR_NOMEM : NG_OK;
+}
+
+static ng_err
+sign_doc(json_t *doc, const uint8_t sk[crypto_sign_SECRETKEYBYTES])
+{
+    uint8_t sig[SIG_BYTES], *msg;
+    size_t len;
+    ng_err err = signed_message(doc, &msg, &len);
+
+    if (err)
+        return err;
+    crypto_sign_detached(sig, NULL, msg, len, sk);
+    sodium_memzero(msg, len);
+    free(msg);
     return json_object_set_new(doc, "sig", hex_string(sig, sizeof sig)) == 0 ? NG_OK : NG_ERR_NOMEM;
 }
 
 static ng_err
 verify_doc(json_t *doc, const uint8_t pk[PK_BYTES])
 {
-    uint8_t sig[SIG_BYTES];
-    crypto_sign_state st;
-    char *text;
+    uint8_t sig[SIG_BYTES], *msg;
+    size_t len;
     ng_err err;
 
     if (!hex_field(doc, "sig", sig, sizeof sig))
         return NG_ERR_PARSE;
-    err = signed_text(doc, &text);
+    err = signed_message(doc, &msg, &len);
     if (err)
         return err;
-    crypto_sign_init(&st);
-    crypto_sign_update(&st, (const uint8_t *)sig_context, strlen(sig_context));
-    crypto_sign_update(&st, (const uint8_t *)text, strlen(text));
-    err = crypto_sign_final_verify(&st, sig, pk) == 0 ? NG_OK : NG_ERR_AUTH;
-    free(text);
+    err = crypto_sign_verify_detached(sig, msg, len, pk) == 0 ? NG_OK : NG_ERR_AUTH;
+    sodium_memzero(msg, len);
+    free(msg);
     return err;
 }
 

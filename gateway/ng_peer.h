@@ -11,8 +11,9 @@
  *
  * where canonical means compact with sorted keys (a document that is not
  * canonical is refused, so each set of parameters has one encoding) and sig
- * is the hex Ed25519 signature, by signing_key, of "noisegate-cp-v1\n"
- * followed by the canonical JSON without "sig". A change in transit fails
+ * is the lower-case hex Ed25519 signature (plain Ed25519, crypto_sign_detached),
+ * by signing_key, of "noisegate-cp-v1\n" followed by the canonical JSON
+ * without "sig". All hex in the document is lower case. A change in transit fails
  * the signature; an importer that already knows the peer refuses a
  * different signing key (so a substituted string is caught on update) and
  * parameters older than those it has. The first import trusts the string,

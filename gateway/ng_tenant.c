@@ -40,7 +40,7 @@ ng_tenant_url_ok(const char *url)
         host = url + 8;
     else
         return 0;
-    if (len > NG_TENANT_MAX_URL || *host == '\0' || *host == '/' || *host == ':')
+    if (len > NG_TENANT_MAX_URL || *host == '\0' || strchr("/:?#", *host) != NULL)
         return 0;
     for (i = 0; i < len; i++)
         if (url[i] <= ' ' || url[i] == 0x7f || url[i] == '"' || url[i] == '\\')
