@@ -373,6 +373,8 @@ ng_config_describe(const ng_config_field *f, char *buf, size_t len)
     return ok ? NG_OK : NG_ERR_BUFFER_TOO_SMALL;
 }
 
+static ng_err fail(struct loader *L, ng_err code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 static ng_err
 fail(struct loader *L, ng_err code, const char *fmt, ...)
 {
@@ -916,13 +918,6 @@ env_int(const char *s, size_t n)
     return json_integer(neg ? -(json_int_t)v : (json_int_t)v);
 }
 
-/* Text from the environment, already known to be UTF-8. */
-static json_t *
-env_string(const char *s, size_t n)
-{
-    return json_stringn(s, n);
-}
-
 /* The environment's text as the JSON value the field would have in a file. */
 static json_t *
 env_value(const ng_config_field *f, const char *s)
@@ -932,7 +927,7 @@ env_value(const ng_config_field *f, const char *s)
     size_t n = strlen(s);
 
     switch (f->type) {
-    case NG_CONFIG_INT: v = env_int(s, n); return v ? v : env_string(s, n);
+    case NG_CONFIG_INT: v = env_int(s, n); return v ? v : json_stringn(s, n);
     case NG_CONFIG_INT_LIST:
     case NG_CONFIG_NET_LIST:
         arr = json_array();
@@ -941,7 +936,7 @@ env_value(const ng_config_field *f, const char *s)
             end = end ? end : s + n;
             item = f->type == NG_CONFIG_INT_LIST ? env_int(s, (size_t)(end - s)) : NULL;
             if (item == NULL)
-                item = env_string(s, (size_t)(end - s));
+                item = json_stringn(s, (size_t)(end - s));
             if (json_array_append_new(arr, item) != 0) {
                 json_decref(arr);
                 return NULL;
@@ -957,7 +952,7 @@ env_value(const ng_config_field *f, const char *s)
             }
         }
         return arr;
-    default: return env_string(s, n);
+    default: return json_stringn(s, n);
     }
 }
 
@@ -1046,21 +1041,19 @@ join_path(const char *base, const char *rel, int base_is_real)
     return out;
 }
 
-/* The directory of the config file, absolute and, where it can be, without symbolic links. */
+/* The directory of the config file, absolute and without symbolic links (it exists: the file was just read). */
 static char *
-file_dir(const char *file, const char *cwd)
+file_dir(const char *file)
 {
     const char *slash = strrchr(file, '/');
     char *dir, *real;
 
     if (slash == NULL)
-        return strdup(cwd);
+        return realpath(".", NULL);
     dir = slash == file ? strdup("/") : strndup(file, (size_t)(slash - file));
     if (dir == NULL)
         return NULL;
     real = realpath(dir, NULL);
-    if (real == NULL)
-        real = join_path(cwd, dir, 1);
     free(dir);
     return real;
 }
@@ -1071,6 +1064,7 @@ resolve_one(struct loader *L, size_t i, const char *base, int base_is_real)
     const ng_config_field *f = &fields[i];
     char **dst = slot(L->cfg, f), *abs, at[AT_BYTES];
     size_t max = (f->flags & NG_CONFIG_SOCKET) ? NG_CONFIG_MAX_SOCKET_PATH : NG_CONFIG_MAX_PATH;
+    ng_err err;
 
     if ((*dst)[0] == 0)
         return NG_OK;
@@ -1086,9 +1080,9 @@ resolve_one(struct loader *L, size_t i, const char *base, int base_is_real)
             return fail(L, NG_ERR_NOMEM, "out of memory");
         where(L, i, at, sizeof at);
         snprintf(what, sizeof what, "a path of at most %zu bytes once resolved", max);
-        bad_value(L, at, f, what, v);
+        err = bad_value(L, at, f, what, v);
         json_decref(v);
-        return NG_ERR_PARSE;
+        return err;
     }
     free(*dst);
     *dst = abs;
@@ -1113,20 +1107,22 @@ field_index(const char *path)
 static ng_err
 resolve_paths(struct loader *L)
 {
-    char cwd[PATH_MAX], *base = NULL, *url;
+    char cwd[PATH_MAX], at[AT_BYTES], *base = NULL, *url;
     ng_config *cfg = L->cfg;
-    size_t i;
-    long dd = field_index("data_dir");
+    size_t i, dd = (size_t)field_index("data_dir");
     ng_err err;
 
-    if (getcwd(cwd, sizeof cwd) == NULL)
-        return fail(L, NG_ERR_IO, "cannot resolve relative paths: current directory: %s", strerror(errno));
-    if (L->file && L->src[dd] == FROM_FILE) {
-        base = file_dir(L->file, cwd);
+    /* Only a relative data_dir needs a directory to start from; an absolute one is only cleaned. */
+    if (cfg->data_dir[0] != '/' && L->file && L->src[dd] == FROM_FILE) {
+        base = file_dir(L->file);
         if (base == NULL)
-            return fail(L, NG_ERR_NOMEM, "out of memory");
+            return fail(L, errno == ENOMEM ? NG_ERR_NOMEM : NG_ERR_IO,
+                        "%s: data_dir: cannot resolve the file's directory: %s", L->file, strerror(errno));
+    } else if (cfg->data_dir[0] != '/' && getcwd(cwd, sizeof cwd) == NULL) {
+        where(L, dd, at, sizeof at);
+        return fail(L, NG_ERR_IO, "%s: cannot resolve against the current directory: %s", at, strerror(errno));
     }
-    err = resolve_one(L, (size_t)dd, base ? base : cwd, 1);
+    err = resolve_one(L, dd, base ? base : cfg->data_dir[0] == '/' ? "/" : cwd, 1);
     free(base);
     for (i = 0; i < FIELD_COUNT && !err; i++)
         if (fields[i].type == NG_CONFIG_PATH && (fields[i].flags & NG_CONFIG_IN_DATA_DIR))

@@ -190,7 +190,8 @@ NG_MUST_CHECK ng_err ng_config_defaults(ng_config *cfg);
  * ng_config_free) and err holds one line, NUL-terminated, naming the file or
  * environment variable, the field and what was expected, e.g.
  *   "gw.json: listen.port: expected an integer 1-65535, got \"80a\"".
- * NG_ERR_IO cannot read the file, NG_ERR_TOO_LARGE over NG_CONFIG_MAX_FILE,
+ * NG_ERR_IO cannot read the file (or find the directory a relative data_dir
+ * starts from), NG_ERR_TOO_LARGE over NG_CONFIG_MAX_FILE,
  * NG_ERR_PARSE invalid content or environment value, NG_ERR_NOMEM.
  */
 NG_MUST_CHECK ng_err ng_config_load(ng_config *cfg, const char *path, char *err, size_t errlen);
