@@ -298,6 +298,8 @@ open_parse(int argc, char **argv, struct open_args *a)
     }
     if (optind < argc - 1 || (a->key == NULL) == (a->tenant == NULL))
         return open_usage();
+    if (a->config == NULL)
+        a->config = getenv("NOISEGATE_CONFIG");
     a->in = optind < argc ? argv[optind] : NULL;
     return 0;
 }

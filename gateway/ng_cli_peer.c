@@ -217,6 +217,15 @@ ng_cli_peer(int argc, char **argv)
     o.now = ng_cli_now();
     o.slug = pos[1];
     o.name = strcmp(pos[0], "remove") == 0 ? pos[2] : name;
+    if (strcmp(pos[0], "export") != 0 && strcmp(pos[0], "import") != 0 && strcmp(pos[0], "list") != 0 &&
+        strcmp(pos[0], "remove") != 0)
+        return ng_cli_fail(NG_EXIT_USAGE, "peer", "unknown subcommand '%s' (noisegate help)", pos[0]);
+    if (!ng_tenant_slug_ok(o.slug))
+        return ng_cli_fail(NG_EXIT_USAGE, "peer", "'%s': a tenant id is 1-63 of a-z, 0-9 and '-'", o.slug);
+    if (o.name != NULL && !ng_tenant_slug_ok(o.name))
+        return ng_cli_fail(NG_EXIT_USAGE, "peer", "'%s': a peer name is 1-63 of a-z, 0-9 and '-'", o.name);
+    if (outbox != NULL && !ng_tenant_url_ok(outbox))
+        return ng_cli_fail(NG_EXIT_USAGE, "peer", "--outbox '%s': expected an http:// or https:// URL", outbox);
     rc = ng_cli_ctx_open(&c, "peer", config, 1);
     if (rc == 0) {
         if (strcmp(pos[0], "export") == 0) {

@@ -79,6 +79,22 @@ do_key_retire(ng_vault *v, void *arg)
     return o->err;
 }
 
+/* Usage is judged before the vault is opened, so its answer never depends on the vault's state. */
+static int
+check_usage(const char *cmd, const char *sub, const char *const *subs, const char *slug)
+{
+    size_t i;
+
+    for (i = 0; subs[i] != NULL && strcmp(subs[i], sub) != 0; i++)
+        ;
+    if (subs[i] == NULL)
+        return ng_cli_fail(NG_EXIT_USAGE, cmd, "unknown subcommand '%s' (noisegate help)", sub);
+    if (slug != NULL && !ng_tenant_slug_ok(slug))
+        return ng_cli_fail(NG_EXIT_USAGE, cmd, "'%s': a tenant id is 1-63 of a-z, 0-9 and '-', not starting with '-'",
+                           slug);
+    return 0;
+}
+
 static void
 print_json(json_t *j)
 {
@@ -161,25 +177,29 @@ show(ng_cli_ctx *c, const char *slug, ng_err (*query)(ng_vault *, const char *, 
 }
 
 static int
-tenant_create(ng_cli_ctx *c, struct op *o, const char *max_message, const char *rate)
+tenant_limits(struct op *o, const char *max_message, const char *rate)
 {
     unsigned long long n;
-    char what[96];
-    int rc;
 
-    if (!ng_tenant_slug_ok(o->slug))
-        return ng_cli_fail(NG_EXIT_USAGE, c->cmd,
-                           "'%s': a tenant id is 1-63 of a-z, 0-9 and '-', not starting with '-'", o->slug);
     if (max_message != NULL) {
         if (parse_num(max_message, 64ull * 1024 * 1024, &n) != 0)
-            return ng_cli_fail(NG_EXIT_USAGE, c->cmd, "--max-message: expected bytes 0-67108864");
+            return ng_cli_fail(NG_EXIT_USAGE, "tenant", "--max-message: expected bytes 0-67108864");
         o->opts.max_message = n;
     }
     if (rate != NULL) {
         if (parse_num(rate, 1000000, &n) != 0)
-            return ng_cli_fail(NG_EXIT_USAGE, c->cmd, "--rate: expected messages per second 0-1000000");
+            return ng_cli_fail(NG_EXIT_USAGE, "tenant", "--rate: expected messages per second 0-1000000");
         o->opts.rate = (uint32_t)n;
     }
+    return 0;
+}
+
+static int
+tenant_create(ng_cli_ctx *c, struct op *o)
+{
+    char what[96];
+    int rc;
+
     snprintf(what, sizeof what, "tenant %s", o->slug);
     rc = ng_cli_ctx_update(c, do_create, o, what);
     if (rc != 0)
@@ -212,12 +232,17 @@ ng_cli_tenant(int argc, char **argv)
     if (npos == 0 || (strcmp(pos[0], "list") == 0) != (npos == 1))
         return ng_cli_fail(NG_EXIT_USAGE, "tenant", "expected create|show|delete TENANT, or list (noisegate help)");
     o.slug = npos > 1 ? pos[1] : NULL;
+    {
+        static const char *const subs[] = {"list", "create", "show", "delete", NULL};
+        if ((rc = check_usage("tenant", pos[0], subs, o.slug)) != 0 || (rc = tenant_limits(&o, max_message, rate)) != 0)
+            return rc;
+    }
     rc = ng_cli_ctx_open(&c, "tenant", config, 1);
     if (rc == 0) {
         if (strcmp(pos[0], "list") == 0)
             rc = tenant_list(&c, as_json);
         else if (strcmp(pos[0], "create") == 0)
-            rc = tenant_create(&c, &o, max_message, rate);
+            rc = tenant_create(&c, &o);
         else if (strcmp(pos[0], "show") == 0)
             rc = show(&c, o.slug, ng_tenant_show, NULL);
         else if (strcmp(pos[0], "delete") == 0) {
@@ -285,6 +310,11 @@ ng_cli_backend(int argc, char **argv)
         return ng_cli_fail(NG_EXIT_USAGE, "backend", "--url: expected an http:// or https:// URL without user info");
     if ((strcmp(pos[0], "remove") == 0 || strcmp(pos[0], "rotate-secret") == 0) && npos != 3)
         return ng_cli_fail(NG_EXIT_USAGE, "backend", "%s TENANT ID", pos[0]);
+    {
+        static const char *const subs[] = {"add", "list", "remove", "rotate-secret", NULL};
+        if ((rc = check_usage("backend", pos[0], subs, o.slug)) != 0)
+            return rc;
+    }
     rc = ng_cli_ctx_open(&c, "backend", config, 1);
     snprintf(what, sizeof what, o.id ? "backend %s of tenant %s" : "tenant %s", o.id ? o.id : o.slug, o.slug);
     if (rc == 0) {
@@ -359,6 +389,11 @@ ng_cli_key(int argc, char **argv)
     o.now = ng_cli_now();
     o.slug = pos[1];
     o.epoch = (uint32_t)epoch;
+    {
+        static const char *const subs[] = {"rotate", "retire", "list", NULL};
+        if ((rc = check_usage("key", pos[0], subs, o.slug)) != 0)
+            return rc;
+    }
     rc = ng_cli_ctx_open(&c, "key", config, 1);
     if (rc == 0) {
         if (strcmp(pos[0], "list") == 0) {

@@ -285,20 +285,33 @@ ng_cli_ctx_vault(ng_cli_ctx *c, ng_vault **v)
     return err ? ng_cli_report(c, err, ng_vault_store_where(c->store)) : 0;
 }
 
+/*
+ * After a failed write: was there a vault at all? Without one, a store may
+ * fail in other ways first (no directory for the lock file), and "run
+ * vault init" is the message that helps.
+ */
+static int
+no_vault(ng_cli_ctx *c)
+{
+    ng_vault *v = NULL;
+    ng_err err = ng_vault_open(&v, c->store, &c->secret);
+
+    ng_vault_close(v);
+    if (err != NG_ERR_NOT_FOUND)
+        return 0;
+    ng_cli_fail(NG_EXIT_FAILED, c->cmd, "%s: no vault (noisegate vault init creates one)",
+                ng_vault_store_where(c->store));
+    return 1;
+}
+
 int
 ng_cli_ctx_update(ng_cli_ctx *c, ng_vault_update_fn fn, void *arg, const char *what)
 {
     ng_err err = ng_vault_update(c->store, &c->secret, fn, arg);
 
-    if (err == NG_ERR_NOT_FOUND) {
-        ng_vault *v;
-        /* Not found: the vault itself, or what the command named? */
-        if (ng_vault_open(&v, c->store, &c->secret) == NG_ERR_NOT_FOUND)
-            return ng_cli_fail(NG_EXIT_FAILED, c->cmd, "%s: no vault (noisegate vault init creates one)",
-                               ng_vault_store_where(c->store));
-        ng_vault_close(v);
-    }
-    return err ? ng_cli_report(c, err, what) : 0;
+    if (err == NG_OK)
+        return 0;
+    return no_vault(c) ? NG_EXIT_FAILED : ng_cli_report(c, err, what);
 }
 
 /* mkdir -p for the directory that will hold path, private to the owner. */
@@ -399,7 +412,7 @@ vault_rekey(ng_cli_ctx *c)
         if (err) {
             if (file)
                 unlink(new_path);
-            rc = ng_cli_report(c, err, ng_vault_store_where(c->store));
+            rc = no_vault(c) ? NG_EXIT_FAILED : ng_cli_report(c, err, ng_vault_store_where(c->store));
         }
     }
     if (rc == 0 && file && rename(new_path, c->cfg.vault.key_file) != 0)
