@@ -1,0 +1,164 @@
+#include "ng_queue.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+void
+ng_queue_batch_free(ng_queue_batch *b)
+{
+    size_t i;
+
+    if (b == NULL)
+        return;
+    for (i = 0; i < b->n; i++) {
+        /* Inbox items are opened messages: wipe them before the heap reuses them. */
+        if (b->items[i].data != NULL)
+            sodium_memzero(b->items[i].data, b->items[i].len);
+        free(b->items[i].data);
+    }
+    free(b->items);
+    memset(b, 0, sizeof *b);
+}
+
+void
+ng_queue_free(ng_queue *q)
+{
+    if (q != NULL)
+        q->ops->destroy(q);
+}
+
+ng_err
+ng_queue_outbox_append(ng_queue *q, const char *tenant, const uint8_t key_id[NG_QUEUE_KEY_ID_BYTES],
+                       const uint8_t msg_id[NG_QUEUE_MSG_ID_BYTES], uint64_t created_ms, uint64_t expires_ms,
+                       const uint8_t *parcel, size_t len, char id[NG_QUEUE_ID_BYTES])
+{
+    if (q == NULL || q->ops->outbox_append == NULL)
+        return NG_ERR_UNSUPPORTED;
+    return q->ops->outbox_append(q, tenant, key_id, msg_id, created_ms, expires_ms, parcel, len, id);
+}
+
+ng_err
+ng_queue_outbox_read(ng_queue *q, const char *tenant, const uint8_t key_id[NG_QUEUE_KEY_ID_BYTES], const char *after,
+                     size_t limit, ng_queue_batch *out)
+{
+    if (q == NULL || q->ops->outbox_read == NULL)
+        return NG_ERR_UNSUPPORTED;
+    return q->ops->outbox_read(q, tenant, key_id, after, limit, out);
+}
+
+ng_err
+ng_queue_outbox_trim(ng_queue *q, const char *tenant, const uint8_t key_id[NG_QUEUE_KEY_ID_BYTES], uint64_t now_ms,
+                     size_t *removed)
+{
+    if (q == NULL || q->ops->outbox_trim == NULL)
+        return NG_ERR_UNSUPPORTED;
+    return q->ops->outbox_trim(q, tenant, key_id, now_ms, removed);
+}
+
+ng_err
+ng_queue_inbox_accept(ng_queue *q, const char *tenant, const uint8_t msg_id[NG_QUEUE_MSG_ID_BYTES], uint64_t expires_ms,
+                      const uint8_t *data, size_t len, char id[NG_QUEUE_ID_BYTES])
+{
+    if (q == NULL || q->ops->inbox_accept == NULL)
+        return NG_ERR_UNSUPPORTED;
+    return q->ops->inbox_accept(q, tenant, msg_id, expires_ms, data, len, id);
+}
+
+ng_err
+ng_queue_inbox_claim(ng_queue *q, const char *tenant, const char *consumer, size_t limit, uint64_t lease_ms,
+                     ng_queue_batch *out)
+{
+    if (q == NULL || q->ops->inbox_claim == NULL)
+        return NG_ERR_UNSUPPORTED;
+    return q->ops->inbox_claim(q, tenant, consumer, limit, lease_ms, out);
+}
+
+ng_err
+ng_queue_inbox_ack(ng_queue *q, const char *tenant, const char *id)
+{
+    if (q == NULL || q->ops->inbox_ack == NULL)
+        return NG_ERR_UNSUPPORTED;
+    return q->ops->inbox_ack(q, tenant, id);
+}
+
+ng_err
+ng_queue_inbox_retry(ng_queue *q, const char *tenant, const char *id, uint64_t at_ms)
+{
+    if (q == NULL || q->ops->inbox_retry == NULL)
+        return NG_ERR_UNSUPPORTED;
+    return q->ops->inbox_retry(q, tenant, id, at_ms);
+}
+
+ng_err
+ng_queue_inbox_dead(ng_queue *q, const char *tenant, const char *id, const char *reason, int last_status)
+{
+    if (q == NULL || q->ops->inbox_dead == NULL)
+        return NG_ERR_UNSUPPORTED;
+    return q->ops->inbox_dead(q, tenant, id, reason, last_status);
+}
+
+ng_err
+ng_queue_inbox_depth(ng_queue *q, const char *tenant, uint64_t *waiting, uint64_t *dead)
+{
+    if (q == NULL || q->ops->inbox_depth == NULL)
+        return NG_ERR_UNSUPPORTED;
+    return q->ops->inbox_depth(q, tenant, waiting, dead);
+}
+
+ng_err
+ng_queue_dead_list(ng_queue *q, const char *tenant, const char *after, size_t limit, ng_queue_batch *out)
+{
+    if (q == NULL || q->ops->dead_list == NULL)
+        return NG_ERR_UNSUPPORTED;
+    return q->ops->dead_list(q, tenant, after, limit, out);
+}
+
+ng_err
+ng_queue_dead_replay(ng_queue *q, const char *tenant, const char *id)
+{
+    if (q == NULL || q->ops->dead_replay == NULL)
+        return NG_ERR_UNSUPPORTED;
+    return q->ops->dead_replay(q, tenant, id);
+}
+
+ng_err
+ng_queue_replay_check(ng_queue *q, const char *tenant, const uint8_t msg_id[NG_QUEUE_MSG_ID_BYTES], uint64_t expires_ms)
+{
+    if (q == NULL || q->ops->replay_check == NULL)
+        return NG_ERR_UNSUPPORTED;
+    return q->ops->replay_check(q, tenant, msg_id, expires_ms);
+}
+
+ng_err
+ng_queue_cursor_get(ng_queue *q, const char *tenant, const char *peer, char cursor[NG_QUEUE_ID_BYTES])
+{
+    if (q == NULL || q->ops->cursor_get == NULL)
+        return NG_ERR_UNSUPPORTED;
+    return q->ops->cursor_get(q, tenant, peer, cursor);
+}
+
+ng_err
+ng_queue_cursor_set(ng_queue *q, const char *tenant, const char *peer, const char *cursor)
+{
+    if (q == NULL || q->ops->cursor_set == NULL)
+        return NG_ERR_UNSUPPORTED;
+    return q->ops->cursor_set(q, tenant, peer, cursor);
+}
+
+ng_err
+ng_queue_lease_take(ng_queue *q, const char *tenant, const char *peer, const char *owner, uint64_t ttl_ms)
+{
+    if (q == NULL || q->ops->lease_take == NULL)
+        return NG_ERR_UNSUPPORTED;
+    return q->ops->lease_take(q, tenant, peer, owner, ttl_ms);
+}
+
+ng_err
+ng_queue_lease_release(ng_queue *q, const char *tenant, const char *peer, const char *owner)
+{
+    if (q == NULL || q->ops->lease_release == NULL)
+        return NG_ERR_UNSUPPORTED;
+    return q->ops->lease_release(q, tenant, peer, owner);
+}
