@@ -27,17 +27,18 @@ struct redis_server {
     char url[340];
 };
 
-/* 0 once the server answers PING on its socket, -1 otherwise (and it is stopped). */
+/*
+ * Starts the server in r->dir, which exists; 0 once it answers PING on its
+ * socket, -1 otherwise (and it is stopped). Used again after a stop to
+ * restart on the same data.
+ */
 static inline int
-redis_server_start(struct redis_server *r, const char *const *extra)
+redis_server_spawn(struct redis_server *r, const char *const *extra)
 {
     char *argv[40];
     char log[320];
     int i, n = 0, tries;
 
-    snprintf(r->dir, sizeof r->dir, "%s/ngredis-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (mkdtemp(r->dir) == NULL)
-        return -1;
     snprintf(r->sock, sizeof r->sock, "%s/redis.sock", r->dir);
     snprintf(r->url, sizeof r->url, "unix:%s", r->sock);
     snprintf(log, sizeof log, "%s/redis.log", r->dir);
@@ -86,6 +87,28 @@ redis_server_start(struct redis_server *r, const char *const *extra)
     waitpid(r->pid, NULL, 0);
     r->pid = 0;
     return -1;
+}
+
+/* A new temporary directory and a server in it; 0 once it answers. */
+static inline int
+redis_server_start(struct redis_server *r, const char *const *extra)
+{
+    snprintf(r->dir, sizeof r->dir, "%s/ngredis-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (mkdtemp(r->dir) == NULL)
+        return -1;
+    return redis_server_spawn(r, extra);
+}
+
+/* Kills the server with sig (SIGKILL: a crash) and waits for it; the directory stays. */
+static inline void
+redis_server_kill(struct redis_server *r, int sig)
+{
+    if (r->pid > 0) {
+        kill(r->pid, sig);
+        kill(r->pid, SIGCONT);
+        waitpid(r->pid, NULL, 0);
+        r->pid = 0;
+    }
 }
 
 /* Stops the server by its PID and removes its directory. */

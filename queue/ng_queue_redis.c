@@ -1,0 +1,932 @@
+#include "ng_queue_redis.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "ng_redis.h"
+
+enum {
+    KEY_BYTES = 256,
+    MAX_ARGS = 16,
+    BACKOFF_MIN_MS = 50,
+    BACKOFF_MAX_MS = 2000,
+    MAX_LIMIT = 10000,
+    TRIM_BATCH = 256,
+};
+
+struct redis_queue {
+    struct ng_queue base;
+    redisContext *c;
+    int timeout_ms;
+    uint64_t retry_at_ms; /* no reconnection attempt before this */
+    uint64_t backoff_ms;
+    char url[PATH_MAX + 64];
+};
+
+/*
+ * The scripts. KEYS and ARGV are documented per script; each returns what
+ * the C side needs to tell the outcomes apart.
+ */
+
+/* KEYS seen, in; ARGV expires_ms, data. The id, or false if seen. */
+static const char accept_lua[] = "if not redis.call('SET', KEYS[1], '1', 'NX', 'PXAT', ARGV[1]) then return false end\n"
+                                 "return redis.call('XADD', KEYS[2], '*', 'd', ARGV[2], 'a', '0')\n";
+
+/* KEYS in, retry; ARGV id, due_ms. 1, or 0 if no such pending entry. */
+static const char retry_lua[] = "if redis.call('XACK', KEYS[1], 'ng', ARGV[1]) == 0 then return 0 end\n"
+                                "redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])\n"
+                                "return 1\n";
+
+/*
+ * KEYS in, retry; ARGV now_ms, limit. Moves due retries back to the tail
+ * of the inbox with one more attempt; returns how many.
+ */
+static const char promote_lua[] =
+    "local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])\n"
+    "for _, id in ipairs(ids) do\n"
+    "  local e = redis.call('XRANGE', KEYS[1], id, id)\n"
+    "  if #e == 1 then\n"
+    "    local f = e[1][2]; local d, a = nil, 0\n"
+    "    for i = 1, #f, 2 do if f[i] == 'd' then d = f[i+1] elseif f[i] == 'a' then a = tonumber(f[i+1]) end end\n"
+    "    if d then redis.call('XADD', KEYS[1], '*', 'd', d, 'a', tostring(a + 1)) end\n"
+    "    redis.call('XDEL', KEYS[1], id)\n"
+    "  end\n"
+    "  redis.call('ZREM', KEYS[2], id)\n"
+    "end\n"
+    "return #ids\n";
+
+/* KEYS in, retry, dead; ARGV id, reason, status. 1, or 0 if no such entry. */
+static const char dead_lua[] =
+    "local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])\n"
+    "if #e == 0 then return 0 end\n"
+    "local f = e[1][2]; local d, a = '', 0\n"
+    "for i = 1, #f, 2 do if f[i] == 'd' then d = f[i+1] elseif f[i] == 'a' then a = tonumber(f[i+1]) end end\n"
+    "redis.call('XADD', KEYS[3], '*', 'd', d, 'a', tostring(a + 1), 'r', ARGV[2], 's', ARGV[3])\n"
+    "redis.call('XACK', KEYS[1], 'ng', ARGV[1])\n"
+    "redis.call('XDEL', KEYS[1], ARGV[1])\n"
+    "redis.call('ZREM', KEYS[2], ARGV[1])\n"
+    "return 1\n";
+
+/* KEYS in, dead; ARGV id. The new inbox id, or false if no such dead letter. */
+static const char replay_lua[] = "local e = redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[1])\n"
+                                 "if #e == 0 then return false end\n"
+                                 "local f = e[1][2]; local d = ''\n"
+                                 "for i = 1, #f, 2 do if f[i] == 'd' then d = f[i+1] end end\n"
+                                 "local id = redis.call('XADD', KEYS[1], '*', 'd', d, 'a', '0')\n"
+                                 "redis.call('XDEL', KEYS[2], ARGV[1])\n"
+                                 "return id\n";
+
+/* KEYS in; ARGV id. 1, or 0 if it was not pending. */
+static const char ack_lua[] = "local n = redis.call('XACK', KEYS[1], 'ng', ARGV[1])\n"
+                              "if n == 1 then redis.call('XDEL', KEYS[1], ARGV[1]) end\n"
+                              "return n\n";
+
+/* KEYS lease; ARGV owner, ttl_ms. 1 if owner holds it now. */
+static const char lease_lua[] = "local v = redis.call('GET', KEYS[1])\n"
+                                "if v == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end\n"
+                                "if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end\n"
+                                "return 0\n";
+
+/* KEYS lease; ARGV owner. */
+static const char release_lua[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end\n"
+                                  "return 1\n";
+
+static uint64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t
+mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Slugs only: they become part of key names. */
+static int
+name_ok(const char *s)
+{
+    size_t i, len = s != NULL ? strlen(s) : 0;
+
+    if (len == 0 || len >= NG_QUEUE_NAME_BYTES || s[0] == '-')
+        return 0;
+    for (i = 0; i < len; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+            return 0;
+    return 1;
+}
+
+/* A stream id "ms-seq", as Redis gives them. */
+static int
+stream_id_ok(const char *s)
+{
+    size_t i, len = s != NULL ? strlen(s) : 0, dash = 0;
+
+    if (len < 3 || len > 41)
+        return 0;
+    for (i = 0; i < len; i++) {
+        if (s[i] == '-' && i > 0 && i + 1 < len && dash == 0)
+            dash = i;
+        else if (s[i] < '0' || s[i] > '9')
+            return 0;
+    }
+    return dash != 0;
+}
+
+static int
+consumer_ok(const char *s)
+{
+    size_t i, len = s != NULL ? strlen(s) : 0;
+
+    if (len == 0 || len > 64)
+        return 0;
+    for (i = 0; i < len; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+              strchr("._:-", s[i]) != NULL))
+            return 0;
+    return 1;
+}
+
+static void
+key(char out[KEY_BYTES], const char *tenant, const char *suffix)
+{
+    snprintf(out, KEY_BYTES, "ng:{%s}:%s", tenant, suffix);
+}
+
+static void
+hex_key(char out[KEY_BYTES], const char *tenant, const char *kind, const uint8_t *bytes, size_t len)
+{
+    char hex[2 * NG_QUEUE_KEY_ID_BYTES + 1];
+
+    sodium_bin2hex(hex, sizeof hex, bytes, len);
+    snprintf(out, KEY_BYTES, "ng:{%s}:%s:%s", tenant, kind, hex);
+}
+
+static void
+drop_connection(struct redis_queue *r)
+{
+    if (r->c != NULL)
+        redisFree(r->c);
+    r->c = NULL;
+    r->backoff_ms = r->backoff_ms == 0 ? BACKOFF_MIN_MS : r->backoff_ms * 2;
+    if (r->backoff_ms > BACKOFF_MAX_MS)
+        r->backoff_ms = BACKOFF_MAX_MS;
+    r->retry_at_ms = mono_ms() + r->backoff_ms;
+}
+
+static ng_err
+connected(struct redis_queue *r)
+{
+    ng_err err;
+
+    if (r->c != NULL && !r->c->err)
+        return NG_OK;
+    if (r->c != NULL) {
+        drop_connection(r);
+        return NG_ERR_UNAVAILABLE;
+    }
+    /* Fail fast while backing off: a caller in a loop must not hammer a dead Redis. */
+    if (mono_ms() < r->retry_at_ms)
+        return NG_ERR_UNAVAILABLE;
+    err = ng_redis_connect(&r->c, r->url, r->timeout_ms);
+    if (err == NG_OK) {
+        r->backoff_ms = 0;
+        return NG_OK;
+    }
+    drop_connection(r);
+    return err == NG_ERR_PARSE ? err : NG_ERR_UNAVAILABLE;
+}
+
+/*
+ * Runs a command. Error replies come back as replies (type ERROR) so that
+ * callers can react to NOGROUP; only a lost connection is an error here.
+ */
+static ng_err
+command(struct redis_queue *r, redisReply **reply, int argc, const char **argv, const size_t *lens)
+{
+    ng_err err = connected(r);
+
+    *reply = NULL;
+    if (err)
+        return err;
+    *reply = redisCommandArgv(r->c, argc, argv, lens);
+    /*
+     * EPIPE: the command never left, because the server we were connected
+     * to is gone (restarted, say). Safe to send again once on a fresh
+     * connection; after any other failure it may have run, so the caller
+     * hears "unavailable" and decides.
+     */
+    if (*reply == NULL && r->c->err == REDIS_ERR_IO && errno == EPIPE) {
+        redisFree(r->c);
+        r->c = NULL;
+        r->retry_at_ms = 0;
+        if (connected(r) == NG_OK)
+            *reply = redisCommandArgv(r->c, argc, argv, lens);
+    }
+    if (*reply == NULL) {
+        drop_connection(r);
+        return NG_ERR_UNAVAILABLE;
+    }
+    return NG_OK;
+}
+
+/* argv from NUL-terminated strings, with binary ones given by (ptr, len) pairs at the end. */
+struct args {
+    const char *v[MAX_ARGS];
+    size_t len[MAX_ARGS];
+    int n;
+};
+
+static void
+arg(struct args *a, const char *s)
+{
+    a->v[a->n] = s;
+    a->len[a->n++] = strlen(s);
+}
+
+static void
+arg_bin(struct args *a, const void *p, size_t len)
+{
+    a->v[a->n] = p;
+    a->len[a->n++] = len;
+}
+
+static ng_err
+run(struct redis_queue *r, struct args *a, redisReply **reply)
+{
+    ng_err err = command(r, reply, a->n, a->v, a->len);
+
+    if (err == NG_OK && (*reply)->type == REDIS_REPLY_ERROR) {
+        freeReplyObject(*reply);
+        *reply = NULL;
+        return NG_ERR_IO;
+    }
+    return err;
+}
+
+/* EVAL of a script over nkeys keys and the args already in a after them. */
+static ng_err
+eval(struct redis_queue *r, const char *script, struct args *a, int nkeys, redisReply **reply)
+{
+    struct args full;
+    char num[8];
+    int i;
+
+    full.n = 0;
+    arg(&full, "EVAL");
+    arg(&full, script);
+    snprintf(num, sizeof num, "%d", nkeys);
+    arg(&full, num);
+    for (i = 0; i < a->n; i++)
+        arg_bin(&full, a->v[i], a->len[i]);
+    return run(r, &full, reply);
+}
+
+static int
+field_u64(const redisReply *v, uint64_t *out)
+{
+    char buf[24];
+
+    if (v->type != REDIS_REPLY_STRING || v->len == 0 || v->len >= sizeof buf)
+        return -1;
+    memcpy(buf, v->str, v->len);
+    buf[v->len] = '\0';
+    *out = strtoull(buf, NULL, 10);
+    return 0;
+}
+
+/* Appends the entries of an XRANGE-shaped reply ([[id, [f, v, ...]], ...]) to b. */
+static ng_err
+add_entries(const redisReply *arr, ng_queue_batch *b, const char *data_field)
+{
+    size_t i, j;
+    ng_queue_item *more;
+
+    if (arr->type != REDIS_REPLY_ARRAY)
+        return NG_ERR_IO;
+    if (arr->elements == 0)
+        return NG_OK;
+    more = realloc(b->items, (b->n + arr->elements) * sizeof *more);
+    if (more == NULL)
+        return NG_ERR_NOMEM;
+    b->items = more;
+    for (i = 0; i < arr->elements; i++) {
+        const redisReply *e = arr->element[i], *f;
+        ng_queue_item *it = &b->items[b->n];
+        uint64_t v;
+
+        /* XAUTOCLAIM may list an entry deleted meanwhile as nil. */
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
+            e->element[0]->len >= NG_QUEUE_ID_BYTES || e->element[1]->type != REDIS_REPLY_ARRAY)
+            continue;
+        memset(it, 0, sizeof *it);
+        memcpy(it->id, e->element[0]->str, e->element[0]->len);
+        f = e->element[1];
+        for (j = 0; j + 1 < f->elements; j += 2) {
+            const redisReply *name = f->element[j], *val = f->element[j + 1];
+
+            if (name->type != REDIS_REPLY_STRING || name->len != 1)
+                continue;
+            if (name->str[0] == data_field[0] && val->type == REDIS_REPLY_STRING && it->data == NULL) {
+                it->data = malloc(val->len > 0 ? val->len : 1);
+                if (it->data == NULL)
+                    return NG_ERR_NOMEM;
+                memcpy(it->data, val->str, val->len);
+                it->len = val->len;
+            } else if (name->str[0] == 'e' && field_u64(val, &v) == 0) {
+                it->expires_ms = v;
+            } else if (name->str[0] == 'a' && field_u64(val, &v) == 0) {
+                it->attempts = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+            } else if (name->str[0] == 's' && field_u64(val, &v) == 0) {
+                it->last_status = v > 999 ? 0 : (int)v;
+            } else if (name->str[0] == 'r' && val->type == REDIS_REPLY_STRING) {
+                size_t n = val->len < sizeof it->reason - 1 ? val->len : sizeof it->reason - 1;
+                memcpy(it->reason, val->str, n);
+            }
+        }
+        if (it->data == NULL) /* not one of ours: skip rather than hand out nothing */
+            continue;
+        snprintf(b->next, sizeof b->next, "%s", it->id);
+        b->n++;
+    }
+    return NG_OK;
+}
+
+static ng_err
+r_outbox_append(ng_queue *q, const char *tenant, const uint8_t key_id[NG_QUEUE_KEY_ID_BYTES],
+                const uint8_t msg_id[NG_QUEUE_MSG_ID_BYTES], uint64_t created_ms, uint64_t expires_ms,
+                const uint8_t *parcel, size_t len, char id[NG_QUEUE_ID_BYTES])
+{
+    struct redis_queue *r = (struct redis_queue *)q;
+    char k[KEY_BYTES], exp[24];
+    struct args a = {.n = 0};
+    redisReply *reply;
+    ng_err err;
+
+    (void)msg_id;
+    (void)created_ms;
+    id[0] = '\0';
+    if (!name_ok(tenant) || parcel == NULL || len == 0)
+        return NG_ERR_INVALID_ARG;
+    hex_key(k, tenant, "out", key_id, NG_QUEUE_KEY_ID_BYTES);
+    snprintf(exp, sizeof exp, "%llu", (unsigned long long)expires_ms);
+    arg(&a, "XADD");
+    arg(&a, k);
+    arg(&a, "*");
+    arg(&a, "p");
+    arg_bin(&a, parcel, len);
+    arg(&a, "e");
+    arg(&a, exp);
+    err = run(r, &a, &reply);
+    if (err)
+        return err;
+    if (reply->type == REDIS_REPLY_STRING && reply->len < NG_QUEUE_ID_BYTES)
+        memcpy(id, reply->str, reply->len + 1);
+    else
+        err = NG_ERR_IO;
+    freeReplyObject(reply);
+    return err;
+}
+
+/* XRANGE key (after + COUNT limit, into out. */
+static ng_err
+range_after(struct redis_queue *r, const char *k, const char *after, size_t limit, const char *data_field,
+            ng_queue_batch *out)
+{
+    char start[NG_QUEUE_ID_BYTES + 1], count[24];
+    struct args a = {.n = 0};
+    redisReply *reply;
+    ng_err err;
+
+    memset(out, 0, sizeof *out);
+    if (limit == 0 || limit > MAX_LIMIT)
+        return NG_ERR_INVALID_ARG;
+    if (after != NULL && after[0] != '\0' && !stream_id_ok(after))
+        return NG_ERR_INVALID_ARG;
+    snprintf(start, sizeof start, "%s%s", after != NULL && after[0] ? "(" : "-", after != NULL ? after : "");
+    snprintf(count, sizeof count, "%zu", limit);
+    arg(&a, "XRANGE");
+    arg(&a, k);
+    arg(&a, start);
+    arg(&a, "+");
+    arg(&a, "COUNT");
+    arg(&a, count);
+    err = run(r, &a, &reply);
+    if (err == NG_OK)
+        err = add_entries(reply, out, data_field);
+    freeReplyObject(reply);
+    if (err)
+        ng_queue_batch_free(out);
+    return err;
+}
+
+static ng_err
+r_outbox_read(ng_queue *q, const char *tenant, const uint8_t key_id[NG_QUEUE_KEY_ID_BYTES], const char *after,
+              size_t limit, ng_queue_batch *out)
+{
+    char k[KEY_BYTES];
+
+    memset(out, 0, sizeof *out);
+    if (!name_ok(tenant))
+        return NG_ERR_INVALID_ARG;
+    hex_key(k, tenant, "out", key_id, NG_QUEUE_KEY_ID_BYTES);
+    return range_after((struct redis_queue *)q, k, after, limit, "p", out);
+}
+
+/*
+ * Deletes expired entries from the head of the outbox, stopping at the
+ * first one still valid: a parcel with a long ttl holds back shorter ones
+ * behind it until it expires too, which wastes space but never drops a
+ * parcel a peer could still read.
+ */
+static ng_err
+r_outbox_trim(ng_queue *q, const char *tenant, const uint8_t key_id[NG_QUEUE_KEY_ID_BYTES], uint64_t now,
+              size_t *removed)
+{
+    struct redis_queue *r = (struct redis_queue *)q;
+    char k[KEY_BYTES], cursor[NG_QUEUE_ID_BYTES] = "";
+    ng_queue_batch b;
+    ng_err err;
+    size_t i;
+
+    *removed = 0;
+    if (!name_ok(tenant))
+        return NG_ERR_INVALID_ARG;
+    hex_key(k, tenant, "out", key_id, NG_QUEUE_KEY_ID_BYTES);
+    for (;;) {
+        struct args a = {.n = 0};
+        redisReply *reply;
+        size_t expired = 0;
+
+        err = range_after(r, k, cursor, TRIM_BATCH, "p", &b);
+        if (err)
+            return err;
+        arg(&a, "XDEL");
+        arg(&a, k);
+        for (i = 0; i < b.n && b.items[i].expires_ms != 0 && b.items[i].expires_ms <= now && a.n < MAX_ARGS; i++) {
+            arg(&a, b.items[i].id);
+            expired++;
+        }
+        if (expired > 0) {
+            snprintf(cursor, sizeof cursor, "%s", b.items[expired - 1].id);
+            err = run(r, &a, &reply);
+            freeReplyObject(reply);
+        }
+        ng_queue_batch_free(&b);
+        if (err)
+            return err;
+        *removed += expired;
+        if (expired == 0 || expired < (size_t)(MAX_ARGS - 2))
+            return NG_OK;
+    }
+}
+
+static ng_err
+r_inbox_accept(ng_queue *q, const char *tenant, const uint8_t msg_id[NG_QUEUE_MSG_ID_BYTES], uint64_t expires_ms,
+               const uint8_t *data, size_t len, char id[NG_QUEUE_ID_BYTES])
+{
+    struct redis_queue *r = (struct redis_queue *)q;
+    char seen[KEY_BYTES], in[KEY_BYTES], exp[24];
+    struct args a = {.n = 0};
+    redisReply *reply;
+    ng_err err;
+
+    id[0] = '\0';
+    if (!name_ok(tenant) || data == NULL || expires_ms == 0)
+        return NG_ERR_INVALID_ARG;
+    hex_key(seen, tenant, "seen", msg_id, NG_QUEUE_MSG_ID_BYTES);
+    key(in, tenant, "in");
+    snprintf(exp, sizeof exp, "%llu", (unsigned long long)expires_ms);
+    arg(&a, seen);
+    arg(&a, in);
+    arg(&a, exp);
+    arg_bin(&a, data, len);
+    err = eval(r, accept_lua, &a, 2, &reply);
+    if (err)
+        return err;
+    if (reply->type == REDIS_REPLY_NIL)
+        err = NG_ERR_EXISTS;
+    else if (reply->type == REDIS_REPLY_STRING && reply->len < NG_QUEUE_ID_BYTES)
+        memcpy(id, reply->str, reply->len + 1);
+    else
+        err = NG_ERR_IO;
+    freeReplyObject(reply);
+    return err;
+}
+
+/* The consumer group, made on first use; an existing one is fine. */
+static ng_err
+ensure_group(struct redis_queue *r, const char *in)
+{
+    const char *argv[] = {"XGROUP", "CREATE", in, "ng", "0", "MKSTREAM"};
+    size_t lens[] = {6, 6, strlen(in), 2, 1, 8};
+    redisReply *reply;
+    ng_err err = command(r, &reply, 6, argv, lens);
+
+    if (err)
+        return err;
+    if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "BUSYGROUP", 9) != 0)
+        err = NG_ERR_IO;
+    freeReplyObject(reply);
+    return err;
+}
+
+/* XAUTOCLAIM or XREADGROUP; retried once after making the group when Redis says NOGROUP. */
+static ng_err
+group_command(struct redis_queue *r, const char *in, struct args *a, redisReply **reply)
+{
+    ng_err err = command(r, reply, a->n, a->v, a->len);
+
+    if (err == NG_OK && (*reply)->type == REDIS_REPLY_ERROR && strncmp((*reply)->str, "NOGROUP", 7) == 0) {
+        freeReplyObject(*reply);
+        *reply = NULL;
+        err = ensure_group(r, in);
+        if (err == NG_OK)
+            err = command(r, reply, a->n, a->v, a->len);
+    }
+    if (err == NG_OK && (*reply)->type == REDIS_REPLY_ERROR) {
+        freeReplyObject(*reply);
+        *reply = NULL;
+        err = NG_ERR_IO;
+    }
+    return err;
+}
+
+static ng_err
+r_inbox_claim(ng_queue *q, const char *tenant, const char *consumer, size_t limit, uint64_t lease_ms,
+              ng_queue_batch *out)
+{
+    struct redis_queue *r = (struct redis_queue *)q;
+    char in[KEY_BYTES], retry[KEY_BYTES], now[24], count[24], idle[24];
+    struct args a = {.n = 0};
+    redisReply *reply;
+    ng_err err;
+
+    memset(out, 0, sizeof *out);
+    if (!name_ok(tenant) || !consumer_ok(consumer) || limit == 0 || limit > MAX_LIMIT || lease_ms == 0)
+        return NG_ERR_INVALID_ARG;
+    key(in, tenant, "in");
+    key(retry, tenant, "retry");
+    snprintf(now, sizeof now, "%llu", (unsigned long long)now_ms());
+    snprintf(count, sizeof count, "%zu", limit);
+    snprintf(idle, sizeof idle, "%llu", (unsigned long long)lease_ms);
+
+    /* Due retries first go back to the tail of the stream. */
+    arg(&a, in);
+    arg(&a, retry);
+    arg(&a, now);
+    arg(&a, count);
+    err = eval(r, promote_lua, &a, 2, &reply);
+    freeReplyObject(reply);
+    if (err)
+        return err;
+
+    /* Then what a dead consumer held longer than a lease. */
+    a.n = 0;
+    arg(&a, "XAUTOCLAIM");
+    arg(&a, in);
+    arg(&a, "ng");
+    arg(&a, consumer);
+    arg(&a, idle);
+    arg(&a, "0-0");
+    arg(&a, "COUNT");
+    arg(&a, count);
+    err = group_command(r, in, &a, &reply);
+    if (err == NG_OK && (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2))
+        err = NG_ERR_IO;
+    if (err == NG_OK)
+        err = add_entries(reply->element[1], out, "d");
+    freeReplyObject(reply);
+
+    /* Then new entries, as many as still fit. */
+    if (err == NG_OK && out->n < limit) {
+        snprintf(count, sizeof count, "%zu", limit - out->n);
+        a.n = 0;
+        arg(&a, "XREADGROUP");
+        arg(&a, "GROUP");
+        arg(&a, "ng");
+        arg(&a, consumer);
+        arg(&a, "COUNT");
+        arg(&a, count);
+        arg(&a, "STREAMS");
+        arg(&a, in);
+        arg(&a, ">");
+        err = group_command(r, in, &a, &reply);
+        if (err == NG_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
+            reply->element[0]->type == REDIS_REPLY_ARRAY && reply->element[0]->elements == 2)
+            err = add_entries(reply->element[0]->element[1], out, "d");
+        else if (err == NG_OK && reply->type != REDIS_REPLY_NIL)
+            err = NG_ERR_IO;
+        freeReplyObject(reply);
+    }
+    if (err)
+        ng_queue_batch_free(out);
+    return err;
+}
+
+/* Runs a script whose integer answer is 1 for done and 0 for "no such entry". */
+static ng_err
+eval_found(struct redis_queue *r, const char *script, struct args *a, int nkeys)
+{
+    redisReply *reply;
+    ng_err err = eval(r, script, a, nkeys, &reply);
+
+    if (err)
+        return err;
+    if (reply->type != REDIS_REPLY_INTEGER)
+        err = NG_ERR_IO;
+    else if (reply->integer == 0)
+        err = NG_ERR_NOT_FOUND;
+    freeReplyObject(reply);
+    return err;
+}
+
+static ng_err
+r_inbox_ack(ng_queue *q, const char *tenant, const char *id)
+{
+    char in[KEY_BYTES];
+    struct args a = {.n = 0};
+
+    if (!name_ok(tenant) || !stream_id_ok(id))
+        return NG_ERR_INVALID_ARG;
+    key(in, tenant, "in");
+    arg(&a, in);
+    arg(&a, id);
+    return eval_found((struct redis_queue *)q, ack_lua, &a, 1);
+}
+
+static ng_err
+r_inbox_retry(ng_queue *q, const char *tenant, const char *id, uint64_t at_ms)
+{
+    char in[KEY_BYTES], retry[KEY_BYTES], at[24];
+    struct args a = {.n = 0};
+
+    if (!name_ok(tenant) || !stream_id_ok(id))
+        return NG_ERR_INVALID_ARG;
+    key(in, tenant, "in");
+    key(retry, tenant, "retry");
+    snprintf(at, sizeof at, "%llu", (unsigned long long)at_ms);
+    arg(&a, in);
+    arg(&a, retry);
+    arg(&a, id);
+    arg(&a, at);
+    return eval_found((struct redis_queue *)q, retry_lua, &a, 2);
+}
+
+static ng_err
+r_inbox_dead(ng_queue *q, const char *tenant, const char *id, const char *reason, int last_status)
+{
+    char in[KEY_BYTES], retry[KEY_BYTES], dead[KEY_BYTES], status[16];
+    struct args a = {.n = 0};
+
+    if (!name_ok(tenant) || !stream_id_ok(id) || reason == NULL || strlen(reason) >= NG_QUEUE_REASON_BYTES)
+        return NG_ERR_INVALID_ARG;
+    key(in, tenant, "in");
+    key(retry, tenant, "retry");
+    key(dead, tenant, "dead");
+    snprintf(status, sizeof status, "%d", last_status < 0 || last_status > 999 ? 0 : last_status);
+    arg(&a, in);
+    arg(&a, retry);
+    arg(&a, dead);
+    arg(&a, id);
+    arg(&a, reason);
+    arg(&a, status);
+    return eval_found((struct redis_queue *)q, dead_lua, &a, 3);
+}
+
+static ng_err
+length(struct redis_queue *r, const char *k, uint64_t *n)
+{
+    struct args a = {.n = 0};
+    redisReply *reply;
+    ng_err err;
+
+    arg(&a, "XLEN");
+    arg(&a, k);
+    err = run(r, &a, &reply);
+    if (err == NG_OK)
+        *n = reply->type == REDIS_REPLY_INTEGER && reply->integer >= 0 ? (uint64_t)reply->integer : 0;
+    freeReplyObject(reply);
+    return err;
+}
+
+static ng_err
+r_inbox_depth(ng_queue *q, const char *tenant, uint64_t *waiting, uint64_t *dead)
+{
+    struct redis_queue *r = (struct redis_queue *)q;
+    char in[KEY_BYTES], dk[KEY_BYTES];
+    ng_err err;
+
+    *waiting = *dead = 0;
+    if (!name_ok(tenant))
+        return NG_ERR_INVALID_ARG;
+    key(in, tenant, "in");
+    key(dk, tenant, "dead");
+    err = length(r, in, waiting);
+    return err ? err : length(r, dk, dead);
+}
+
+static ng_err
+r_dead_list(ng_queue *q, const char *tenant, const char *after, size_t limit, ng_queue_batch *out)
+{
+    char dk[KEY_BYTES];
+
+    memset(out, 0, sizeof *out);
+    if (!name_ok(tenant))
+        return NG_ERR_INVALID_ARG;
+    key(dk, tenant, "dead");
+    return range_after((struct redis_queue *)q, dk, after, limit, "d", out);
+}
+
+static ng_err
+r_dead_replay(ng_queue *q, const char *tenant, const char *id)
+{
+    char in[KEY_BYTES], dk[KEY_BYTES];
+    struct args a = {.n = 0};
+    redisReply *reply;
+    ng_err err;
+
+    if (!name_ok(tenant) || !stream_id_ok(id))
+        return NG_ERR_INVALID_ARG;
+    key(in, tenant, "in");
+    key(dk, tenant, "dead");
+    arg(&a, in);
+    arg(&a, dk);
+    arg(&a, id);
+    err = eval((struct redis_queue *)q, replay_lua, &a, 2, &reply);
+    if (err)
+        return err;
+    if (reply->type == REDIS_REPLY_NIL)
+        err = NG_ERR_NOT_FOUND;
+    else if (reply->type != REDIS_REPLY_STRING)
+        err = NG_ERR_IO;
+    freeReplyObject(reply);
+    return err;
+}
+
+static ng_err
+r_replay_check(ng_queue *q, const char *tenant, const uint8_t msg_id[NG_QUEUE_MSG_ID_BYTES], uint64_t expires_ms)
+{
+    char seen[KEY_BYTES], exp[24];
+    struct args a = {.n = 0};
+    redisReply *reply;
+    ng_err err;
+
+    if (!name_ok(tenant) || expires_ms == 0)
+        return NG_ERR_INVALID_ARG;
+    hex_key(seen, tenant, "seen", msg_id, NG_QUEUE_MSG_ID_BYTES);
+    snprintf(exp, sizeof exp, "%llu", (unsigned long long)expires_ms);
+    arg(&a, "SET");
+    arg(&a, seen);
+    arg(&a, "1");
+    arg(&a, "NX");
+    arg(&a, "PXAT");
+    arg(&a, exp);
+    err = run((struct redis_queue *)q, &a, &reply);
+    if (err == NG_OK && reply->type == REDIS_REPLY_NIL)
+        err = NG_ERR_EXISTS;
+    freeReplyObject(reply);
+    return err;
+}
+
+static ng_err
+r_cursor_get(ng_queue *q, const char *tenant, const char *peer, char cursor[NG_QUEUE_ID_BYTES])
+{
+    char k[KEY_BYTES];
+    struct args a = {.n = 0};
+    redisReply *reply;
+    ng_err err;
+
+    cursor[0] = '\0';
+    if (!name_ok(tenant) || !name_ok(peer))
+        return NG_ERR_INVALID_ARG;
+    key(k, tenant, "cursor");
+    arg(&a, "HGET");
+    arg(&a, k);
+    arg(&a, peer);
+    err = run((struct redis_queue *)q, &a, &reply);
+    if (err == NG_OK && reply->type == REDIS_REPLY_STRING) {
+        if (reply->len < NG_QUEUE_ID_BYTES)
+            memcpy(cursor, reply->str, reply->len + 1);
+        else
+            err = NG_ERR_CORRUPT;
+    }
+    freeReplyObject(reply);
+    return err;
+}
+
+static ng_err
+r_cursor_set(ng_queue *q, const char *tenant, const char *peer, const char *cursor)
+{
+    char k[KEY_BYTES];
+    struct args a = {.n = 0};
+    redisReply *reply;
+    ng_err err;
+
+    if (!name_ok(tenant) || !name_ok(peer) || cursor == NULL || strlen(cursor) >= NG_QUEUE_ID_BYTES)
+        return NG_ERR_INVALID_ARG;
+    key(k, tenant, "cursor");
+    arg(&a, "HSET");
+    arg(&a, k);
+    arg(&a, peer);
+    arg(&a, cursor);
+    err = run((struct redis_queue *)q, &a, &reply);
+    freeReplyObject(reply);
+    return err;
+}
+
+static ng_err
+r_lease_take(ng_queue *q, const char *tenant, const char *peer, const char *owner, uint64_t ttl_ms)
+{
+    char k[KEY_BYTES], ttl[24];
+    struct args a = {.n = 0};
+    ng_err err;
+
+    if (!name_ok(tenant) || !name_ok(peer) || !consumer_ok(owner) || ttl_ms == 0)
+        return NG_ERR_INVALID_ARG;
+    snprintf(k, sizeof k, "ng:{%s}:lease:%s", tenant, peer);
+    snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)ttl_ms);
+    arg(&a, k);
+    arg(&a, owner);
+    arg(&a, ttl);
+    err = eval_found((struct redis_queue *)q, lease_lua, &a, 1);
+    return err == NG_ERR_NOT_FOUND ? NG_ERR_CONFLICT : err;
+}
+
+static ng_err
+r_lease_release(ng_queue *q, const char *tenant, const char *peer, const char *owner)
+{
+    char k[KEY_BYTES];
+    struct args a = {.n = 0};
+
+    if (!name_ok(tenant) || !name_ok(peer) || !consumer_ok(owner))
+        return NG_ERR_INVALID_ARG;
+    snprintf(k, sizeof k, "ng:{%s}:lease:%s", tenant, peer);
+    arg(&a, k);
+    arg(&a, owner);
+    return eval_found((struct redis_queue *)q, release_lua, &a, 1);
+}
+
+static void
+r_destroy(ng_queue *q)
+{
+    struct redis_queue *r = (struct redis_queue *)q;
+
+    if (r->c != NULL)
+        redisFree(r->c);
+    free(r);
+}
+
+static const struct ng_queue_ops redis_ops = {
+    .name = "redis",
+    .outbox_append = r_outbox_append,
+    .outbox_read = r_outbox_read,
+    .outbox_trim = r_outbox_trim,
+    .inbox_accept = r_inbox_accept,
+    .inbox_claim = r_inbox_claim,
+    .inbox_ack = r_inbox_ack,
+    .inbox_retry = r_inbox_retry,
+    .inbox_dead = r_inbox_dead,
+    .inbox_depth = r_inbox_depth,
+    .dead_list = r_dead_list,
+    .dead_replay = r_dead_replay,
+    .replay_check = r_replay_check,
+    .cursor_get = r_cursor_get,
+    .cursor_set = r_cursor_set,
+    .lease_take = r_lease_take,
+    .lease_release = r_lease_release,
+    .destroy = r_destroy,
+};
+
+ng_err
+ng_queue_redis_new(ng_queue **out, const char *url, int timeout_ms)
+{
+    struct redis_queue *r;
+    ng_redis_url parsed;
+
+    *out = NULL;
+    if (url == NULL || strlen(url) >= sizeof r->url || timeout_ms <= 0)
+        return NG_ERR_INVALID_ARG;
+    if (ng_redis_parse_url(&parsed, url) != NG_OK)
+        return NG_ERR_PARSE;
+    r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return NG_ERR_NOMEM;
+    r->base.ops = &redis_ops;
+    r->timeout_ms = timeout_ms;
+    snprintf(r->url, sizeof r->url, "%s", url);
+    *out = &r->base;
+    return NG_OK;
+}
