@@ -78,9 +78,26 @@ ng_queue_inbox_claim(ng_queue *q, const char *tenant, const char *consumer, size
 ng_err
 ng_queue_inbox_ack(ng_queue *q, const char *tenant, const char *id)
 {
+    size_t acked = 0;
+    ng_err err;
+
     if (q == NULL || q->ops->inbox_ack == NULL)
         return NG_ERR_UNSUPPORTED;
-    return q->ops->inbox_ack(q, tenant, id);
+    err = q->ops->inbox_ack(q, tenant, &id, 1, &acked);
+    return err == NG_OK && acked == 0 ? NG_ERR_NOT_FOUND : err;
+}
+
+ng_err
+ng_queue_inbox_ack_many(ng_queue *q, const char *tenant, const char *const *ids, size_t n, size_t *acked)
+{
+    *acked = 0;
+    if (q == NULL || q->ops->inbox_ack == NULL)
+        return NG_ERR_UNSUPPORTED;
+    if (n == 0)
+        return NG_OK;
+    if (ids == NULL || n > NG_QUEUE_ACK_MAX)
+        return NG_ERR_INVALID_ARG;
+    return q->ops->inbox_ack(q, tenant, ids, n, acked);
 }
 
 ng_err

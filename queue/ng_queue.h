@@ -37,6 +37,7 @@ enum {
     NG_QUEUE_KEY_ID_BYTES = 32, /* a recipient key id */
     NG_QUEUE_MSG_ID_BYTES = 16, /* a parcel's message id */
     NG_QUEUE_REASON_BYTES = 256,
+    NG_QUEUE_ACK_MAX = 1000,
 };
 
 typedef struct ng_queue ng_queue;
@@ -46,8 +47,8 @@ typedef struct ng_queue_item {
     char id[NG_QUEUE_ID_BYTES];
     uint8_t *data; /* malloc'd, freed by ng_queue_batch_free */
     size_t len;
-    uint64_t expires_ms;  /* outbox: the parcel's expiry, when the store keeps it */
-    uint32_t attempts;    /* inbox: deliveries tried before this claim */
+    uint64_t expires_ms;                /* outbox: the parcel's expiry, when the store keeps it */
+    uint32_t attempts;                  /* inbox: deliveries tried before this claim */
     char reason[NG_QUEUE_REASON_BYTES]; /* dead letters: why */
     int last_status;                    /* dead letters: the last HTTP status, 0 if none */
 } ng_queue_item;
@@ -68,14 +69,14 @@ struct ng_queue_ops {
                             const uint8_t *parcel, size_t len, char id[NG_QUEUE_ID_BYTES]);
     ng_err (*outbox_read)(ng_queue *q, const char *tenant, const uint8_t key_id[NG_QUEUE_KEY_ID_BYTES],
                           const char *after, size_t limit, ng_queue_batch *out);
-    ng_err (*outbox_trim)(ng_queue *q, const char *tenant, const uint8_t key_id[NG_QUEUE_KEY_ID_BYTES],
-                          uint64_t now_ms, size_t *removed);
+    ng_err (*outbox_trim)(ng_queue *q, const char *tenant, const uint8_t key_id[NG_QUEUE_KEY_ID_BYTES], uint64_t now_ms,
+                          size_t *removed);
 
     ng_err (*inbox_accept)(ng_queue *q, const char *tenant, const uint8_t msg_id[NG_QUEUE_MSG_ID_BYTES],
                            uint64_t expires_ms, const uint8_t *data, size_t len, char id[NG_QUEUE_ID_BYTES]);
     ng_err (*inbox_claim)(ng_queue *q, const char *tenant, const char *consumer, size_t limit, uint64_t lease_ms,
                           ng_queue_batch *out);
-    ng_err (*inbox_ack)(ng_queue *q, const char *tenant, const char *id);
+    ng_err (*inbox_ack)(ng_queue *q, const char *tenant, const char *const *ids, size_t n, size_t *acked);
     ng_err (*inbox_retry)(ng_queue *q, const char *tenant, const char *id, uint64_t at_ms);
     ng_err (*inbox_dead)(ng_queue *q, const char *tenant, const char *id, const char *reason, int last_status);
     ng_err (*inbox_depth)(ng_queue *q, const char *tenant, uint64_t *waiting, uint64_t *dead);
@@ -108,12 +109,10 @@ NG_MUST_CHECK ng_err ng_queue_outbox_append(ng_queue *q, const char *tenant,
                                             const uint8_t msg_id[NG_QUEUE_MSG_ID_BYTES], uint64_t created_ms,
                                             uint64_t expires_ms, const uint8_t *parcel, size_t len,
                                             char id[NG_QUEUE_ID_BYTES]);
-NG_MUST_CHECK ng_err ng_queue_outbox_read(ng_queue *q, const char *tenant,
-                                          const uint8_t key_id[NG_QUEUE_KEY_ID_BYTES], const char *after,
-                                          size_t limit, ng_queue_batch *out);
-NG_MUST_CHECK ng_err ng_queue_outbox_trim(ng_queue *q, const char *tenant,
-                                          const uint8_t key_id[NG_QUEUE_KEY_ID_BYTES], uint64_t now_ms,
-                                          size_t *removed);
+NG_MUST_CHECK ng_err ng_queue_outbox_read(ng_queue *q, const char *tenant, const uint8_t key_id[NG_QUEUE_KEY_ID_BYTES],
+                                          const char *after, size_t limit, ng_queue_batch *out);
+NG_MUST_CHECK ng_err ng_queue_outbox_trim(ng_queue *q, const char *tenant, const uint8_t key_id[NG_QUEUE_KEY_ID_BYTES],
+                                          uint64_t now_ms, size_t *removed);
 
 /*
  * Inbox. accept is the replay check and the enqueue in one atomic step:
@@ -125,12 +124,16 @@ NG_MUST_CHECK ng_err ng_queue_outbox_trim(ng_queue *q, const char *tenant,
  * with one more attempt; dead moves it to the dead letters with a reason
  * and the last status; dead_replay moves a dead letter back, attempts reset.
  */
-NG_MUST_CHECK ng_err ng_queue_inbox_accept(ng_queue *q, const char *tenant,
-                                           const uint8_t msg_id[NG_QUEUE_MSG_ID_BYTES], uint64_t expires_ms,
-                                           const uint8_t *data, size_t len, char id[NG_QUEUE_ID_BYTES]);
+NG_MUST_CHECK ng_err ng_queue_inbox_accept(ng_queue *q, const char *tenant, const uint8_t msg_id[NG_QUEUE_MSG_ID_BYTES],
+                                           uint64_t expires_ms, const uint8_t *data, size_t len,
+                                           char id[NG_QUEUE_ID_BYTES]);
 NG_MUST_CHECK ng_err ng_queue_inbox_claim(ng_queue *q, const char *tenant, const char *consumer, size_t limit,
                                           uint64_t lease_ms, ng_queue_batch *out);
+/* NG_ERR_NOT_FOUND if id was not claimed (already acked, retried or dead). */
 NG_MUST_CHECK ng_err ng_queue_inbox_ack(ng_queue *q, const char *tenant, const char *id);
+/* Acks up to NG_QUEUE_ACK_MAX ids in one round trip; how many were claimed and are now gone in *acked. */
+NG_MUST_CHECK ng_err ng_queue_inbox_ack_many(ng_queue *q, const char *tenant, const char *const *ids, size_t n,
+                                             size_t *acked);
 NG_MUST_CHECK ng_err ng_queue_inbox_retry(ng_queue *q, const char *tenant, const char *id, uint64_t at_ms);
 NG_MUST_CHECK ng_err ng_queue_inbox_dead(ng_queue *q, const char *tenant, const char *id, const char *reason,
                                          int last_status);
@@ -141,8 +144,8 @@ NG_MUST_CHECK ng_err ng_queue_dead_list(ng_queue *q, const char *tenant, const c
 NG_MUST_CHECK ng_err ng_queue_dead_replay(ng_queue *q, const char *tenant, const char *id);
 
 /* Marks msg_id seen for tenant until expires_ms; NG_ERR_EXISTS if it already was. */
-NG_MUST_CHECK ng_err ng_queue_replay_check(ng_queue *q, const char *tenant,
-                                           const uint8_t msg_id[NG_QUEUE_MSG_ID_BYTES], uint64_t expires_ms);
+NG_MUST_CHECK ng_err ng_queue_replay_check(ng_queue *q, const char *tenant, const uint8_t msg_id[NG_QUEUE_MSG_ID_BYTES],
+                                           uint64_t expires_ms);
 
 /* The cursor of (tenant, peer); "" if none. Save it only once what it covers is in the inbox. */
 NG_MUST_CHECK ng_err ng_queue_cursor_get(ng_queue *q, const char *tenant, const char *peer,

@@ -19,9 +19,14 @@ enum {
     TRIM_BATCH = 256,
 };
 
+enum { SCRIPTS = 8, SHA_HEX = 41 };
+
 struct redis_queue {
     struct ng_queue base;
     redisContext *c;
+    /* SHA1 of each script as the server knows it ("" until loaded on this connection). */
+    const char *script[SCRIPTS];
+    char sha[SCRIPTS][SHA_HEX];
     int timeout_ms;
     uint64_t retry_at_ms; /* no reconnection attempt before this */
     uint64_t backoff_ms;
@@ -81,9 +86,17 @@ static const char replay_lua[] = "local e = redis.call('XRANGE', KEYS[2], ARGV[1
                                  "redis.call('XDEL', KEYS[2], ARGV[1])\n"
                                  "return id\n";
 
-/* KEYS in; ARGV id. 1, or 0 if it was not pending. */
-static const char ack_lua[] = "local n = redis.call('XACK', KEYS[1], 'ng', ARGV[1])\n"
-                              "if n == 1 then redis.call('XDEL', KEYS[1], ARGV[1]) end\n"
+/*
+ * KEYS in; ARGV ids. Deletes only what was pending: an id that was
+ * retried meanwhile still holds the data its next attempt needs. Returns
+ * how many were acked.
+ */
+static const char ack_lua[] = "local n = 0\n"
+                              "for _, id in ipairs(ARGV) do\n"
+                              "  if redis.call('XACK', KEYS[1], 'ng', id) == 1 then\n"
+                              "    redis.call('XDEL', KEYS[1], id); n = n + 1\n"
+                              "  end\n"
+                              "end\n"
                               "return n\n";
 
 /* KEYS lease; ARGV owner, ttl_ms. 1 if owner holds it now. */
@@ -203,6 +216,7 @@ connected(struct redis_queue *r)
     err = ng_redis_connect(&r->c, r->url, r->timeout_ms);
     if (err == NG_OK) {
         r->backoff_ms = 0;
+        memset(r->sha, 0, sizeof r->sha); /* a restarted server has forgotten them */
         return NG_OK;
     }
     drop_connection(r);
@@ -276,22 +290,67 @@ run(struct redis_queue *r, struct args *a, redisReply **reply)
     return err;
 }
 
-/* EVAL of a script over nkeys keys and the args already in a after them. */
+/* The slot of a script in the SHA cache, loading it into the server when it is not there yet. */
+static int
+script_sha(struct redis_queue *r, const char *script)
+{
+    const char *argv[] = {"SCRIPT", "LOAD", script};
+    size_t lens[] = {6, 4, strlen(script)};
+    redisReply *reply;
+    int i;
+
+    for (i = 0; i < SCRIPTS && r->script[i] != NULL && r->script[i] != script; i++)
+        ;
+    if (i == SCRIPTS)
+        return -1;
+    r->script[i] = script;
+    if (r->sha[i][0] != '\0')
+        return i;
+    if (command(r, &reply, 3, argv, lens) != NG_OK)
+        return -1;
+    if (reply->type == REDIS_REPLY_STRING && reply->len == SHA_HEX - 1)
+        memcpy(r->sha[i], reply->str, SHA_HEX);
+    freeReplyObject(reply);
+    return r->sha[i][0] != '\0' ? i : -1;
+}
+
+/*
+ * Runs a script over nkeys keys and the args already in a after them: by
+ * EVALSHA, which spares sending and hashing the text on every call, and by
+ * EVAL if the server does not know it (SCRIPT FLUSH, a failover).
+ */
 static ng_err
 eval(struct redis_queue *r, const char *script, struct args *a, int nkeys, redisReply **reply)
 {
     struct args full;
     char num[8];
-    int i;
+    int i, slot = script_sha(r, script);
+    ng_err err;
 
     full.n = 0;
-    arg(&full, "EVAL");
-    arg(&full, script);
+    arg(&full, slot >= 0 ? "EVALSHA" : "EVAL");
+    arg(&full, slot >= 0 ? r->sha[slot] : script);
     snprintf(num, sizeof num, "%d", nkeys);
     arg(&full, num);
     for (i = 0; i < a->n; i++)
         arg_bin(&full, a->v[i], a->len[i]);
-    return run(r, &full, reply);
+    err = command(r, reply, full.n, full.v, full.len);
+    if (err == NG_OK && (*reply)->type == REDIS_REPLY_ERROR && slot >= 0 &&
+        strncmp((*reply)->str, "NOSCRIPT", 8) == 0) {
+        freeReplyObject(*reply);
+        r->sha[slot][0] = '\0';
+        full.v[0] = "EVAL";
+        full.len[0] = 4;
+        full.v[1] = script;
+        full.len[1] = strlen(script);
+        err = command(r, reply, full.n, full.v, full.len);
+    }
+    if (err == NG_OK && (*reply)->type == REDIS_REPLY_ERROR) {
+        freeReplyObject(*reply);
+        *reply = NULL;
+        return NG_ERR_IO;
+    }
+    return err;
 }
 
 static int
@@ -654,17 +713,54 @@ eval_found(struct redis_queue *r, const char *script, struct args *a, int nkeys)
 }
 
 static ng_err
-r_inbox_ack(ng_queue *q, const char *tenant, const char *id)
+r_inbox_ack(ng_queue *q, const char *tenant, const char *const *ids, size_t n, size_t *acked)
 {
+    struct redis_queue *r = (struct redis_queue *)q;
+    const char **argv;
+    size_t *lens, i;
     char in[KEY_BYTES];
-    struct args a = {.n = 0};
+    redisReply *reply;
+    ng_err err;
 
-    if (!name_ok(tenant) || !stream_id_ok(id))
+    *acked = 0;
+    if (!name_ok(tenant))
         return NG_ERR_INVALID_ARG;
+    for (i = 0; i < n; i++)
+        if (!stream_id_ok(ids[i]))
+            return NG_ERR_INVALID_ARG;
     key(in, tenant, "in");
-    arg(&a, in);
-    arg(&a, id);
-    return eval_found((struct redis_queue *)q, ack_lua, &a, 1);
+    /* One script call for the whole batch: one round trip however many deliveries finished. */
+    argv = malloc((n + 4) * sizeof *argv);
+    lens = malloc((n + 4) * sizeof *lens);
+    if (argv == NULL || lens == NULL) {
+        free(argv);
+        free(lens);
+        return NG_ERR_NOMEM;
+    }
+    {
+        int slot = script_sha(r, ack_lua);
+        argv[0] = slot >= 0 ? "EVALSHA" : "EVAL";
+        argv[1] = slot >= 0 ? r->sha[slot] : ack_lua;
+    }
+    argv[2] = "1";
+    argv[3] = in;
+    for (i = 0; i < 4; i++)
+        lens[i] = strlen(argv[i]);
+    for (i = 0; i < n; i++) {
+        argv[4 + i] = ids[i];
+        lens[4 + i] = strlen(ids[i]);
+    }
+    err = command(r, &reply, (int)(n + 4), argv, lens);
+    free(argv);
+    free(lens);
+    if (err)
+        return err;
+    if (reply->type == REDIS_REPLY_INTEGER && reply->integer >= 0)
+        *acked = (size_t)reply->integer;
+    else
+        err = NG_ERR_IO;
+    freeReplyObject(reply);
+    return err;
 }
 
 static ng_err

@@ -196,6 +196,36 @@ test_claim_crash_redeliver_ack(void **state)
     ng_queue_batch_free(&a);
 }
 
+/* A batch ack removes what was claimed and nothing else: a retried item keeps its data for the next attempt. */
+static void
+test_ack_many(void **state)
+{
+    const char *ids[3];
+    ng_queue_batch b, again;
+    size_t acked;
+    unsigned i;
+
+    (void)state;
+    for (i = 0; i < 3; i++)
+        accept_n("acme", i);
+    assert_int_equal(ng_queue_inbox_claim(q, "acme", "w", 10, 60000, &b), NG_OK);
+    assert_int_equal(b.n, 3);
+    for (i = 0; i < 3; i++)
+        ids[i] = b.items[i].id;
+    assert_int_equal(ng_queue_inbox_retry(q, "acme", ids[1], 0), NG_OK);
+    assert_int_equal(ng_queue_inbox_ack_many(q, "acme", ids, 3, &acked), NG_OK);
+    assert_int_equal(acked, 2);
+    assert_int_equal(ng_queue_inbox_ack_many(q, "acme", ids, 3, &acked), NG_OK);
+    assert_int_equal(acked, 0);
+    assert_int_equal(ng_queue_inbox_ack_many(q, "acme", ids, NG_QUEUE_ACK_MAX + 1, &acked), NG_ERR_INVALID_ARG);
+    assert_int_equal(ng_queue_inbox_claim(q, "acme", "w", 10, 60000, &again), NG_OK);
+    assert_int_equal(again.n, 1);
+    assert_true(body_is(&again.items[0], 1));
+    assert_int_equal(again.items[0].attempts, 1);
+    ng_queue_batch_free(&again);
+    ng_queue_batch_free(&b);
+}
+
 static void
 test_replay_window(void **state)
 {
@@ -474,6 +504,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         T(test_outbox_order_cursor_trim),
         T(test_claim_crash_redeliver_ack),
+        T(test_ack_many),
         T(test_replay_window),
         T(test_retry_dead_letter_replay),
         T(test_pending_survive),
