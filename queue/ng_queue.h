@@ -19,9 +19,13 @@
  * backend gives (a Redis stream id, an object name) and that sort in the
  * order the items were added; a cursor is the id of the last item read.
  *
+ * Cursors belong to the backend that gave them (a Redis stream id means
+ * nothing to HTTP storage, and is refused there with NG_ERR_INVALID_ARG).
+ *
  * Every call may fail with NG_ERR_UNAVAILABLE when the store does not
  * answer; the next call tries to reconnect (with backoff), and nothing is
- * half-done. THREAD SAFETY: a handle is used by one thread at a time.
+ * half-done, except that a trim may stop partway (what it removed is in
+ * *removed). THREAD SAFETY: a handle is used by one thread at a time.
  */
 #ifndef NG_QUEUE_H
 #define NG_QUEUE_H
@@ -100,9 +104,11 @@ struct ng_queue {
 
 /*
  * Outbox. append stores a parcel for the recipient key id, in tenant's
- * outbox; id receives its id. read returns up to limit items after the
- * cursor (after "" or NULL: from the start), oldest first. trim removes
- * what expired by now_ms and nothing else.
+ * outbox; id receives its id. HTTP storage keeps only the parcel and reads
+ * its expiry back from the header, so there parcel must be a real parcel
+ * whose header matches msg_id, created_ms and expires_ms. read returns up to
+ * limit items after the cursor (after "" or NULL: from the start), oldest
+ * first. trim removes what expired by now_ms and nothing else.
  */
 NG_MUST_CHECK ng_err ng_queue_outbox_append(ng_queue *q, const char *tenant,
                                             const uint8_t key_id[NG_QUEUE_KEY_ID_BYTES],
