@@ -41,6 +41,7 @@ CORE    := $(BUILD)/libnoisegate-core.a
 BIN     := $(BUILD)/noisegate
 TESTS   := $(UNIT_SRC:%.c=$(BUILD)/%) $(CLI_SRC:%.c=$(BUILD)/%)
 BENCH   := $(BUILD)/bench/bench_envelope
+QBENCH  := $(BUILD)/bench/bench_queue
 
 .PHONY: all test asan tsan bench fuzz install uninstall clean style help
 all: $(BIN) $(LIB)
@@ -72,7 +73,7 @@ asan:
 
 # The suites that share state between threads, under ThreadSanitizer: without
 # it a missing lock passes unseen.
-TSAN_TESTS := tests/unit/test_sscache
+TSAN_TESTS := tests/unit/test_sscache tests/unit/test_redis_embed
 tsan:
 	$(MAKE) --no-print-directory BUILD=build/tsan SANITIZE=thread OPT=-O1 $(TSAN_TESTS:%=build/tsan/%)
 	@TSAN_OPTIONS=halt_on_error=1 sh tests/run.sh $(TSAN_TESTS:%=build/tsan/%)
@@ -81,8 +82,13 @@ $(BENCH): bench/bench_envelope.c $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
-bench: $(BENCH)
+$(QBENCH): bench/bench_queue.c $(CORE) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CORE) $(LIB) $(LDLIBS)
+
+bench: $(BENCH) $(QBENCH)
 	$(BENCH)
+	$(QBENCH)
 
 # libFuzzer targets under ASan and UBSan, each run for FUZZ_SECONDS.
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
