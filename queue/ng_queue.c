@@ -61,9 +61,39 @@ ng_err
 ng_queue_inbox_accept(ng_queue *q, const char *tenant, const uint8_t msg_id[NG_QUEUE_MSG_ID_BYTES], uint64_t expires_ms,
                       const uint8_t *data, size_t len, char id[NG_QUEUE_ID_BYTES])
 {
+    ng_queue_msg m;
+    ng_err err;
+
+    id[0] = '\0';
+    memset(&m, 0, sizeof m);
+    memcpy(m.msg_id, msg_id, sizeof m.msg_id);
+    m.expires_ms = expires_ms;
+    m.data = data;
+    m.len = len;
+    err = ng_queue_inbox_accept_many(q, tenant, &m, 1);
+    if (err == NG_OK && m.result == NG_OK)
+        memcpy(id, m.id, sizeof m.id);
+    return err ? err : m.result;
+}
+
+ng_err
+ng_queue_inbox_accept_many(ng_queue *q, const char *tenant, ng_queue_msg *msgs, size_t n)
+{
+    size_t i;
+
     if (q == NULL || q->ops->inbox_accept == NULL)
         return NG_ERR_UNSUPPORTED;
-    return q->ops->inbox_accept(q, tenant, msg_id, expires_ms, data, len, id);
+    if (n == 0)
+        return NG_OK;
+    if (msgs == NULL || n > NG_QUEUE_ACCEPT_MAX)
+        return NG_ERR_INVALID_ARG;
+    for (i = 0; i < n; i++) {
+        if (msgs[i].data == NULL || msgs[i].expires_ms == 0)
+            return NG_ERR_INVALID_ARG;
+        msgs[i].result = NG_ERR_IO;
+        msgs[i].id[0] = '\0';
+    }
+    return q->ops->inbox_accept(q, tenant, msgs, n);
 }
 
 ng_err

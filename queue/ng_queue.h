@@ -42,6 +42,7 @@ enum {
     NG_QUEUE_MSG_ID_BYTES = 16, /* a parcel's message id */
     NG_QUEUE_REASON_BYTES = 256,
     NG_QUEUE_ACK_MAX = 1000,
+    NG_QUEUE_ACCEPT_MAX = 1000, /* messages per ng_queue_inbox_accept_many */
 };
 
 typedef struct ng_queue ng_queue;
@@ -56,6 +57,16 @@ typedef struct ng_queue_item {
     char reason[NG_QUEUE_REASON_BYTES]; /* dead letters: why */
     int last_status;                    /* dead letters: the last HTTP status, 0 if none */
 } ng_queue_item;
+
+/* One message to accept into an inbox, and what became of it. */
+typedef struct ng_queue_msg {
+    uint8_t msg_id[NG_QUEUE_MSG_ID_BYTES];
+    uint64_t expires_ms;
+    const uint8_t *data;
+    size_t len;
+    ng_err result;              /* out: NG_OK, or NG_ERR_EXISTS for a replay */
+    char id[NG_QUEUE_ID_BYTES]; /* out: its inbox id when accepted */
+} ng_queue_msg;
 
 typedef struct ng_queue_batch {
     ng_queue_item *items;
@@ -76,8 +87,7 @@ struct ng_queue_ops {
     ng_err (*outbox_trim)(ng_queue *q, const char *tenant, const uint8_t key_id[NG_QUEUE_KEY_ID_BYTES], uint64_t now_ms,
                           size_t *removed);
 
-    ng_err (*inbox_accept)(ng_queue *q, const char *tenant, const uint8_t msg_id[NG_QUEUE_MSG_ID_BYTES],
-                           uint64_t expires_ms, const uint8_t *data, size_t len, char id[NG_QUEUE_ID_BYTES]);
+    ng_err (*inbox_accept)(ng_queue *q, const char *tenant, ng_queue_msg *msgs, size_t n);
     ng_err (*inbox_claim)(ng_queue *q, const char *tenant, const char *consumer, size_t limit, uint64_t lease_ms,
                           ng_queue_batch *out);
     ng_err (*inbox_ack)(ng_queue *q, const char *tenant, const char *const *ids, size_t n, size_t *acked);
@@ -133,6 +143,12 @@ NG_MUST_CHECK ng_err ng_queue_outbox_trim(ng_queue *q, const char *tenant, const
 NG_MUST_CHECK ng_err ng_queue_inbox_accept(ng_queue *q, const char *tenant, const uint8_t msg_id[NG_QUEUE_MSG_ID_BYTES],
                                            uint64_t expires_ms, const uint8_t *data, size_t len,
                                            char id[NG_QUEUE_ID_BYTES]);
+/*
+ * Accepts up to NG_QUEUE_ACCEPT_MAX messages in one round trip, each as
+ * ng_queue_inbox_accept would (its outcome in result): what a poller does
+ * with the parcels of one fetch. The return value is for the call itself.
+ */
+NG_MUST_CHECK ng_err ng_queue_inbox_accept_many(ng_queue *q, const char *tenant, ng_queue_msg *msgs, size_t n);
 NG_MUST_CHECK ng_err ng_queue_inbox_claim(ng_queue *q, const char *tenant, const char *consumer, size_t limit,
                                           uint64_t lease_ms, ng_queue_batch *out);
 /* NG_ERR_NOT_FOUND if id was not claimed (already acked, retried or dead). */

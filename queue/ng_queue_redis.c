@@ -38,9 +38,17 @@ struct redis_queue {
  * the C side needs to tell the outcomes apart.
  */
 
-/* KEYS seen, in; ARGV expires_ms, data. The id, or false if seen. */
-static const char accept_lua[] = "if not redis.call('SET', KEYS[1], '1', 'NX', 'PXAT', ARGV[1]) then return false end\n"
-                                 "return redis.call('XADD', KEYS[2], '*', 'd', ARGV[2], 'a', '0')\n";
+/*
+ * KEYS in, then one seen key per message; ARGV expires_ms and data per
+ * message. For each message its new id, or false if it was seen before.
+ */
+static const char accept_lua[] = "local out = {}\n"
+                                 "for i = 2, #KEYS do\n"
+                                 "  if redis.call('SET', KEYS[i], '1', 'NX', 'PXAT', ARGV[2*i-3]) then\n"
+                                 "    out[i-1] = redis.call('XADD', KEYS[1], '*', 'd', ARGV[2*i-2], 'a', '0')\n"
+                                 "  else out[i-1] = false end\n"
+                                 "end\n"
+                                 "return out\n";
 
 /* KEYS in, retry; ARGV id, due_ms. 1, or 0 if no such pending entry. */
 static const char retry_lua[] = "if redis.call('XACK', KEYS[1], 'ng', ARGV[1]) == 0 then return 0 end\n"
@@ -315,35 +323,32 @@ script_sha(struct redis_queue *r, const char *script)
 }
 
 /*
- * Runs a script over nkeys keys and the args already in a after them: by
- * EVALSHA, which spares sending and hashing the text on every call, and by
- * EVAL if the server does not know it (SCRIPT FLUSH, a failover).
+ * Runs a script: argv[0] and argv[1] are filled here, the number of keys,
+ * the keys and the arguments follow. By EVALSHA, which spares sending and
+ * hashing the text on every call, and by EVAL if the server does not know
+ * it (a restart, SCRIPT FLUSH, a failover). An error reply is NG_ERR_IO.
  */
 static ng_err
-eval(struct redis_queue *r, const char *script, struct args *a, int nkeys, redisReply **reply)
+eval_argv(struct redis_queue *r, const char *script, int argc, const char **argv, size_t *lens, redisReply **reply)
 {
-    struct args full;
-    char num[8];
-    int i, slot = script_sha(r, script);
+    int slot = script_sha(r, script);
     ng_err err;
 
-    full.n = 0;
-    arg(&full, slot >= 0 ? "EVALSHA" : "EVAL");
-    arg(&full, slot >= 0 ? r->sha[slot] : script);
-    snprintf(num, sizeof num, "%d", nkeys);
-    arg(&full, num);
-    for (i = 0; i < a->n; i++)
-        arg_bin(&full, a->v[i], a->len[i]);
-    err = command(r, reply, full.n, full.v, full.len);
-    if (err == NG_OK && (*reply)->type == REDIS_REPLY_ERROR && slot >= 0 &&
-        strncmp((*reply)->str, "NOSCRIPT", 8) == 0) {
+    argv[0] = slot >= 0 ? "EVALSHA" : "EVAL";
+    argv[1] = slot >= 0 ? r->sha[slot] : script;
+    lens[0] = strlen(argv[0]);
+    lens[1] = strlen(argv[1]);
+    err = command(r, reply, argc, argv, lens);
+    /* The connection may have been replaced inside command(): look the slot up again. */
+    if (err == NG_OK && (*reply)->type == REDIS_REPLY_ERROR && strncmp((*reply)->str, "NOSCRIPT", 8) == 0) {
         freeReplyObject(*reply);
-        r->sha[slot][0] = '\0';
-        full.v[0] = "EVAL";
-        full.len[0] = 4;
-        full.v[1] = script;
-        full.len[1] = strlen(script);
-        err = command(r, reply, full.n, full.v, full.len);
+        if (slot >= 0)
+            r->sha[slot][0] = '\0';
+        argv[0] = "EVAL";
+        argv[1] = script;
+        lens[0] = 4;
+        lens[1] = strlen(script);
+        err = command(r, reply, argc, argv, lens);
     }
     if (err == NG_OK && (*reply)->type == REDIS_REPLY_ERROR) {
         freeReplyObject(*reply);
@@ -351,6 +356,24 @@ eval(struct redis_queue *r, const char *script, struct args *a, int nkeys, redis
         return NG_ERR_IO;
     }
     return err;
+}
+
+/* A script over nkeys keys and the args already in a after them. */
+static ng_err
+eval(struct redis_queue *r, const char *script, struct args *a, int nkeys, redisReply **reply)
+{
+    struct args full;
+    char num[8];
+    int i;
+
+    full.n = 0;
+    arg(&full, "");
+    arg(&full, "");
+    snprintf(num, sizeof num, "%d", nkeys);
+    arg(&full, num);
+    for (i = 0; i < a->n; i++)
+        arg_bin(&full, a->v[i], a->len[i]);
+    return eval_argv(r, script, full.n, full.v, full.len, reply);
 }
 
 static int
@@ -553,35 +576,63 @@ r_outbox_trim(ng_queue *q, const char *tenant, const uint8_t key_id[NG_QUEUE_KEY
 }
 
 static ng_err
-r_inbox_accept(ng_queue *q, const char *tenant, const uint8_t msg_id[NG_QUEUE_MSG_ID_BYTES], uint64_t expires_ms,
-               const uint8_t *data, size_t len, char id[NG_QUEUE_ID_BYTES])
+r_inbox_accept(ng_queue *q, const char *tenant, ng_queue_msg *msgs, size_t n)
 {
     struct redis_queue *r = (struct redis_queue *)q;
-    char seen[KEY_BYTES], in[KEY_BYTES], exp[24];
-    struct args a = {.n = 0};
-    redisReply *reply;
-    ng_err err;
+    size_t i, argc = 4 + 3 * n, *lens = NULL;
+    const char **argv = NULL;
+    char in[KEY_BYTES], count[16], (*seen)[KEY_BYTES] = NULL, (*exp)[24] = NULL;
+    redisReply *reply = NULL;
+    ng_err err = NG_ERR_NOMEM;
 
-    id[0] = '\0';
-    if (!name_ok(tenant) || data == NULL || expires_ms == 0)
+    if (!name_ok(tenant))
         return NG_ERR_INVALID_ARG;
-    hex_key(seen, tenant, "seen", msg_id, NG_QUEUE_MSG_ID_BYTES);
     key(in, tenant, "in");
-    snprintf(exp, sizeof exp, "%llu", (unsigned long long)expires_ms);
-    arg(&a, seen);
-    arg(&a, in);
-    arg(&a, exp);
-    arg_bin(&a, data, len);
-    err = eval(r, accept_lua, &a, 2, &reply);
+    argv = malloc(argc * sizeof *argv);
+    lens = malloc(argc * sizeof *lens);
+    seen = malloc(n * sizeof *seen);
+    exp = malloc(n * sizeof *exp);
+    if (argv == NULL || lens == NULL || seen == NULL || exp == NULL)
+        goto out;
+    /* One script for the batch: the replay checks and the enqueues happen together or not at all. */
+    argv[0] = argv[1] = "";
+    snprintf(count, sizeof count, "%zu", n + 1);
+    argv[2] = count;
+    argv[3] = in;
+    for (i = 0; i < n; i++) {
+        hex_key(seen[i], tenant, "seen", msgs[i].msg_id, NG_QUEUE_MSG_ID_BYTES);
+        snprintf(exp[i], sizeof exp[i], "%llu", (unsigned long long)msgs[i].expires_ms);
+        argv[4 + i] = seen[i];
+        argv[4 + n + 2 * i] = exp[i];
+        argv[4 + n + 2 * i + 1] = (const char *)msgs[i].data;
+    }
+    for (i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    for (i = 0; i < n; i++)
+        lens[4 + n + 2 * i + 1] = msgs[i].len;
+    err = eval_argv(r, accept_lua, (int)argc, argv, lens, &reply);
     if (err)
-        return err;
-    if (reply->type == REDIS_REPLY_NIL)
-        err = NG_ERR_EXISTS;
-    else if (reply->type == REDIS_REPLY_STRING && reply->len < NG_QUEUE_ID_BYTES)
-        memcpy(id, reply->str, reply->len + 1);
-    else
+        goto out;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n) {
         err = NG_ERR_IO;
+        goto out;
+    }
+    for (i = 0; i < n; i++) {
+        const redisReply *e = reply->element[i];
+
+        if (e->type == REDIS_REPLY_STRING && e->len < NG_QUEUE_ID_BYTES) {
+            memcpy(msgs[i].id, e->str, e->len + 1);
+            msgs[i].result = NG_OK;
+        } else {
+            msgs[i].result = NG_ERR_EXISTS;
+        }
+    }
+out:
     freeReplyObject(reply);
+    free(argv);
+    free(lens);
+    free(seen);
+    free(exp);
     return err;
 }
 
@@ -737,11 +788,7 @@ r_inbox_ack(ng_queue *q, const char *tenant, const char *const *ids, size_t n, s
         free(lens);
         return NG_ERR_NOMEM;
     }
-    {
-        int slot = script_sha(r, ack_lua);
-        argv[0] = slot >= 0 ? "EVALSHA" : "EVAL";
-        argv[1] = slot >= 0 ? r->sha[slot] : ack_lua;
-    }
+    argv[0] = argv[1] = "";
     argv[2] = "1";
     argv[3] = in;
     for (i = 0; i < 4; i++)
@@ -750,7 +797,7 @@ r_inbox_ack(ng_queue *q, const char *tenant, const char *const *ids, size_t n, s
         argv[4 + i] = ids[i];
         lens[4 + i] = strlen(ids[i]);
     }
-    err = command(r, &reply, (int)(n + 4), argv, lens);
+    err = eval_argv(r, ack_lua, (int)(n + 4), argv, lens, &reply);
     free(argv);
     free(lens);
     if (err)

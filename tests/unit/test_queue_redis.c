@@ -226,6 +226,40 @@ test_ack_many(void **state)
     ng_queue_batch_free(&b);
 }
 
+/* A poller's batch: one round trip, each message judged on its own, a replay inside the batch included. */
+static void
+test_accept_many(void **state)
+{
+    ng_queue_msg m[4];
+    ng_queue_batch b;
+    unsigned i;
+
+    (void)state;
+    accept_n("acme", 2);
+    memset(m, 0, sizeof m);
+    for (i = 0; i < 4; i++) {
+        msg_id(m[i].msg_id, i < 3 ? i + 1 : 1); /* 2 was accepted before, the last repeats 1 */
+        m[i].expires_ms = now_ms() + 60000;
+        m[i].data = (const uint8_t *)"body\0with NUL";
+        m[i].len = 14;
+    }
+    assert_int_equal(ng_queue_inbox_accept_many(q, "acme", m, 4), NG_OK);
+    assert_int_equal(m[0].result, NG_OK);
+    assert_int_equal(m[1].result, NG_ERR_EXISTS);
+    assert_int_equal(m[2].result, NG_OK);
+    assert_int_equal(m[3].result, NG_ERR_EXISTS);
+    assert_string_equal(m[1].id, "");
+    assert_true(m[0].id[0] != '\0' && strcmp(m[0].id, m[2].id) < 0);
+    assert_int_equal(ng_queue_inbox_claim(q, "acme", "w", 10, 60000, &b), NG_OK);
+    assert_int_equal(b.n, 3);
+    assert_int_equal(b.items[1].len, 14);
+    assert_memory_equal(b.items[1].data, "body\0with NUL", 14);
+    ng_queue_batch_free(&b);
+    assert_int_equal(ng_queue_inbox_accept_many(q, "acme", m, NG_QUEUE_ACCEPT_MAX + 1), NG_ERR_INVALID_ARG);
+    m[0].data = NULL;
+    assert_int_equal(ng_queue_inbox_accept_many(q, "acme", m, 1), NG_ERR_INVALID_ARG);
+}
+
 static void
 test_replay_window(void **state)
 {
@@ -505,6 +539,7 @@ main(void)
         T(test_outbox_order_cursor_trim),
         T(test_claim_crash_redeliver_ack),
         T(test_ack_many),
+        T(test_accept_many),
         T(test_replay_window),
         T(test_retry_dead_letter_replay),
         T(test_pending_survive),
