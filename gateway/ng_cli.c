@@ -78,6 +78,8 @@ ng_cli_usage(void)
           "  peer list TENANT [--json] | remove TENANT NAME\n"
           "  key rotate TENANT | retire TENANT EPOCH | list TENANT [--json]\n"
           "  open --tenant TENANT [--config FILE] ...   open with the tenant's keys from the vault\n"
+          "  outbox put TENANT [PARCEL] | list TENANT KEYID [--after ID] [--limit N] [--json]\n"
+          "  outbox fetch TENANT KEYID [--after ID] [--output OUT]   (no redis.url: the embedded Redis)\n"
           "\n"
           "Suites: 25519_ChaChaPoly_BLAKE2b (default), 25519_ChaChaPoly_SHA256, 25519_ChaChaPoly_SHA512,\n"
           "        25519_AESGCM_BLAKE2b, 25519_AESGCM_SHA256, 25519_AESGCM_SHA512.\n"

@@ -2825,6 +2825,71 @@ test_backend_bad_public_key(void **state)
     assert_string_equal(jstr(json_array_get(list, 0), "public_key"), good);
 }
 
+/*
+ * The outbox through the CLI, on the embedded redis-server that each
+ * command starts under data_dir and stops again: what it stored survives
+ * (AOF), comes back in order after a cursor, and no server is left behind.
+ */
+static void
+test_outbox_embedded(void **state)
+{
+    char pubhex[65], kid[65], first[64], second[64];
+    uint8_t id[NG_KEY_ID_BYTES];
+    ng_keypair kp;
+    blob *p[3], *pidfile;
+    json_t *list;
+    result r;
+    gw g;
+    int i;
+
+    (void)state;
+    gw_init(&g, "A", "");
+    ng_keypair_generate(&kp);
+    ng_hex_encode(pubhex, sizeof pubhex, kp.pub, sizeof kp.pub);
+    ng_key_id(id, kp.pub);
+    ng_hex_encode(kid, sizeof kid, id, sizeof id);
+    ng_keypair_wipe(&kp);
+    for (i = 0; i < 3; i++) {
+        char body[32];
+        snprintf(body, sizeof body, "parcel %d", i);
+        p[i] = seal_to(pubhex, blob_str(body));
+        r = GIN(&g, p[i], "outbox", "put", "t");
+        EXPECT_EXIT(r, EXIT_OK);
+    }
+    r = GIN(&g, blob_str("not a parcel"), "outbox", "put", "t");
+    EXPECT_REFUSED(r, EXIT_FAILED);
+    EXPECT_STDERR(r, "not a valid parcel");
+
+    list = jarr(json_of(G(&g, "outbox", "list", "t", kid, "--json")), "parcels");
+    assert_int_equal(json_array_size(list), 3);
+    snprintf(first, sizeof first, "%s", jstr(json_array_get(list, 0), "id"));
+    snprintf(second, sizeof second, "%s", jstr(json_array_get(list, 1), "id"));
+    assert_int_equal(jint(json_array_get(list, 2), "size"), (json_int_t)p[2]->len);
+    list = jarr(json_of(G(&g, "outbox", "list", "t", kid, "--after", first, "--json")), "parcels");
+    assert_int_equal(json_array_size(list), 2);
+    r = G(&g, "outbox", "fetch", "t", kid, "--after", second, "--output", "got.ngp");
+    EXPECT_EXIT(r, EXIT_OK);
+    EXPECT_FILE("got.ngp", p[2]);
+    r = G(&g, "outbox", "fetch", "t", kid, "--after", jstr(json_array_get(list, 1), "id"));
+    EXPECT_REFUSED(r, EXIT_FAILED);
+    EXPECT_STDERR(r, "nothing after");
+    /* Another tenant's outbox for the same key is empty. */
+    assert_int_equal(json_array_size(jarr(json_of(G(&g, "outbox", "list", "u", kid, "--json")), "parcels")), 0);
+
+    EXPECT_REFUSED(G(&g, "outbox", "list", "t", "abc"), EXIT_USAGE);
+    EXPECT_REFUSED(G(&g, "outbox", "list", "Bad", kid), EXIT_USAGE);
+    EXPECT_REFUSED(G(&g, "outbox", "list", "t", kid, "--limit", "0"), EXIT_USAGE);
+    EXPECT_REFUSED(G(&g, "outbox", "list", "t", kid, "--after", "nonsense"), EXIT_FAILED);
+    EXPECT_REFUSED(G(&g, "outbox", "drop", "t"), EXIT_USAGE);
+
+    /* Each command stopped its server: the pid it recorded is gone. */
+    pidfile = exists("A/data/redis/redis.pid") ? slurp("A/data/redis/redis.pid") : NULL;
+    if (pidfile != NULL) {
+        long pid = strtol(text_of(pidfile), NULL, 10);
+        assert_true(pid <= 0 || kill((pid_t)pid, 0) != 0);
+    }
+}
+
 int
 main(void)
 {
@@ -2853,6 +2918,7 @@ main(void)
         T(test_params_malformed),
         T(test_params_update_rules),
         T(test_rotation),
+        T(test_outbox_embedded),
         T(test_open_tenant_env_config),
         T(test_usage_errors),
         T(test_usage_errors_without_vault),
