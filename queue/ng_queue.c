@@ -209,3 +209,11 @@ ng_queue_lease_release(ng_queue *q, const char *tenant, const char *peer, const 
         return NG_ERR_UNSUPPORTED;
     return q->ops->lease_release(q, tenant, peer, owner);
 }
+
+ng_err
+ng_queue_ping(ng_queue *q)
+{
+    if (q == NULL || q->ops->ping == NULL)
+        return NG_ERR_UNSUPPORTED;
+    return q->ops->ping(q);
+}

@@ -104,6 +104,7 @@ struct ng_queue_ops {
     ng_err (*lease_take)(ng_queue *q, const char *tenant, const char *peer, const char *owner, uint64_t ttl_ms);
     ng_err (*lease_release)(ng_queue *q, const char *tenant, const char *peer, const char *owner);
 
+    ng_err (*ping)(ng_queue *q);
     void (*destroy)(ng_queue *q);
 };
 
@@ -181,6 +182,9 @@ NG_MUST_CHECK ng_err ng_queue_cursor_set(ng_queue *q, const char *tenant, const 
 NG_MUST_CHECK ng_err ng_queue_lease_take(ng_queue *q, const char *tenant, const char *peer, const char *owner,
                                          uint64_t ttl_ms);
 NG_MUST_CHECK ng_err ng_queue_lease_release(ng_queue *q, const char *tenant, const char *peer, const char *owner);
+
+/* NG_OK if the store answers now (readiness). */
+NG_MUST_CHECK ng_err ng_queue_ping(ng_queue *q);
 
 /* NULL is a no-op. */
 void ng_queue_free(ng_queue *q);

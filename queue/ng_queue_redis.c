@@ -1022,6 +1022,19 @@ r_lease_release(ng_queue *q, const char *tenant, const char *peer, const char *o
     return eval_found((struct redis_queue *)q, release_lua, &a, 1);
 }
 
+static ng_err
+r_ping(ng_queue *q)
+{
+    struct args a = {.n = 0};
+    redisReply *reply;
+    ng_err err;
+
+    arg(&a, "PING");
+    err = run((struct redis_queue *)q, &a, &reply);
+    freeReplyObject(reply);
+    return err;
+}
+
 static void
 r_destroy(ng_queue *q)
 {
@@ -1050,6 +1063,7 @@ static const struct ng_queue_ops redis_ops = {
     .cursor_set = r_cursor_set,
     .lease_take = r_lease_take,
     .lease_release = r_lease_release,
+    .ping = r_ping,
     .destroy = r_destroy,
 };
 

@@ -1,0 +1,84 @@
+/*
+ * ng_server.h: an HTTP listener on libmicrohttpd that hands each request,
+ * body read whole (up to a limit), to one handler, and sends its answer.
+ *
+ * The listener runs epoll with a thread pool; handlers run on the pool's
+ * threads, so they must be thread-safe. A body over max_body is answered
+ * 413 (the handler is told, to answer and count it) without being read; the response is always queued once the upload
+ * is consumed (libmicrohttpd drops keep-alive for a response queued on the first call). Every request gets a random id,
+ * passed to the handler and returned in "x-request-id".
+ */
+#ifndef NG_SERVER_H
+#define NG_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ng_error.h"
+
+enum {
+    NG_SERVER_REQUEST_ID_BYTES = 33, /* 32 hex characters and a NUL */
+    NG_SERVER_MAX_HEADERS = 8,
+};
+
+typedef struct ng_server ng_server;
+
+typedef struct ng_request {
+    const char *method;
+    const char *path; /* without the query */
+    const char *request_id;
+    const uint8_t *body;
+    size_t body_len;
+    int too_large; /* the body went over max_body and was not read: answer 413 */
+    void *conn;    /* for ng_request_header and ng_request_arg */
+} ng_request;
+
+typedef struct ng_response {
+    int status;
+    const char *content_type; /* static; "application/json" when NULL */
+    char *body;               /* malloc'd, freed by the server */
+    size_t len;
+    const char *header_name[NG_SERVER_MAX_HEADERS]; /* static names */
+    char *header_value[NG_SERVER_MAX_HEADERS];      /* malloc'd, freed by the server */
+    int headers;
+} ng_response;
+
+typedef void (*ng_server_handler)(void *ctx, const ng_request *req, ng_response *res);
+
+typedef struct ng_server_opts {
+    const char *address; /* IP literal; NULL with unix_path */
+    int port;
+    const char *unix_path; /* listen on this unix socket instead (created mode 0600) */
+    unsigned threads;      /* 0: one per core */
+    size_t max_body;
+    unsigned timeout_s;
+    ng_server_handler handler;
+    void *ctx;
+    /* libmicrohttpd's own complaints, one line each (NULL: dropped). */
+    void (*error_log)(void *ctx, const char *line);
+} ng_server_opts;
+
+/* Binds and starts serving. NG_ERR_IO if the address cannot be bound. */
+NG_MUST_CHECK ng_err ng_server_start(ng_server **out, const ng_server_opts *o);
+/* Stops accepting new connections; requests in flight go on. */
+void ng_server_quiesce(ng_server *s);
+/* Connections still open. */
+unsigned ng_server_connections(ng_server *s);
+/* Closes everything and frees; NULL is a no-op. */
+void ng_server_stop(ng_server *s);
+/* The port actually bound (useful with port 0). */
+int ng_server_port(const ng_server *s);
+
+/* A request header (case-insensitive), or NULL. */
+const char *ng_request_header(const ng_request *req, const char *name);
+/* A query argument, or NULL. */
+const char *ng_request_arg(const ng_request *req, const char *name);
+
+/* Sets a JSON body: {"error": {"code": code, "message": message}}. */
+void ng_response_error(ng_response *res, int status, const char *code, const char *message);
+/* Sets a body copied from text (content type as given, or JSON). */
+void ng_response_text(ng_response *res, int status, const char *content_type, const char *text);
+/* Adds a header (the value is copied). */
+void ng_response_header(ng_response *res, const char *name, const char *value);
+
+#endif
