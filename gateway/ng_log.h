@@ -9,11 +9,11 @@
  *
  * Every line is valid whatever the strings hold: invalid UTF-8 becomes
  * U+FFFD in both forms. In JSON, quotes and backslashes are escaped and
- * control characters (and DEL) become \u00XX. In text, the message and each
- * value are quoted if empty or holding a space, '=', '"', a backslash or a
- * control character; inside the quotes '"' and backslash are escaped and control
- * characters become \n, \r, \t or \u00XX. A NULL message or value is
- * written as null, bare in both forms.
+ * control characters (and DEL) become \u00XX. In text, the message and
+ * each value are quoted if empty or holding a space, '=', '"', a backslash
+ * or a control character; inside the quotes '"' and backslash are escaped
+ * and control characters become \n, \r, \t or \u00XX. A NULL message or
+ * value is written as null, bare in both forms.
  *
  * A line is at most NG_LOG_LINE_MAX bytes, newline included, and goes out in
  * one write(), so lines from concurrent threads never interleave (on a pipe

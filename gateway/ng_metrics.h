@@ -8,8 +8,8 @@
  * series sorted by their label text. Labels are sorted by name before use,
  * so the order in which a caller lists them does not matter.
  *
- * Updates never fail and never allocate more than a series' worth: a call
- * that cannot be honoured (unknown family, wrong type for the call, a
+ * Updates return nothing and never fail loudly: a call that cannot be
+ * honoured (unknown family, wrong type for the call, a
  * negative counter increment, a bad label, a family already at
  * NG_METRICS_MAX_SERIES) changes nothing except the counter
  * ng_metrics_errors_total, which every ng_metrics defines first and always
@@ -62,12 +62,14 @@ NG_MUST_CHECK ng_err ng_metrics_define(ng_metrics *m, const char *name, ng_metri
 /*
  * labels is NULL (no labels) or a NULL-terminated array of name, value
  * pairs: (const char *[]){"route", "/healthz", "status", "200", NULL}.
- * Label names match [a-zA-Z_][a-zA-Z0-9_]*, do not start with "__", are
- * not "le" (histograms use it) and do not repeat; values are UTF-8. At
- * most NG_METRICS_MAX_LABELS pairs. m may be NULL (the call does nothing).
+ * Label names match [a-zA-Z_][a-zA-Z0-9_]* (at most NG_METRICS_MAX_NAME
+ * bytes), do not start with "__", are not "le" (histograms use it) and do
+ * not repeat; values are UTF-8. At most NG_METRICS_MAX_LABELS pairs, and
+ * NG_METRICS_MAX_LABEL_TEXT bytes once escaped. m may be NULL (the call
+ * does nothing).
  */
 
-/* A counter grows by v (v >= 0: a negative or non-finite v is refused); a gauge moves by v. */
+/* A counter grows by v (a negative or non-finite v is refused); a gauge moves by v (NaN is refused). */
 void ng_metrics_add(ng_metrics *m, const char *name, const char *const *labels, double v);
 
 /* A gauge becomes v. */
