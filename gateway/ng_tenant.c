@@ -8,11 +8,11 @@
 
 #include "ng_hex.h"
 #include "ng_suite.h"
+#include "ng_webhook.h"
 
 enum {
     NAME_CAP = NG_VAULT_MAX_NAME + 1,
     SIGN_SK_BYTES = crypto_sign_SECRETKEYBYTES,
-    WHPK_MAX = 64,
 };
 
 int
@@ -577,22 +577,6 @@ ng_tenant_secret(ng_vault *v, const char *slug, const char *which, uint8_t *out,
     return err;
 }
 
-/* A whpk_ key: "whpk_" and the standard base64 of an Ed25519 public key on the curve. */
-static ng_err
-parse_whpk(const char *s, uint8_t pk[crypto_sign_PUBLICKEYBYTES])
-{
-    size_t len;
-    const char *end;
-
-    if (strncmp(s, "whpk_", 5) != 0 || strlen(s) > WHPK_MAX)
-        return NG_ERR_PARSE;
-    if (sodium_base642bin(pk, crypto_sign_PUBLICKEYBYTES, s + 5, strlen(s + 5), NULL, &len, &end,
-                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
-        len != crypto_sign_PUBLICKEYBYTES || *end != '\0')
-        return NG_ERR_PARSE;
-    return crypto_core_ed25519_is_valid_point(pk) ? NG_OK : NG_ERR_BAD_KEY;
-}
-
 /* A new webhook secret under name, shown to the caller once as whsec_ and base64. */
 static ng_err
 new_whsec(ng_vault *v, const char *name, char *whsec, size_t cap)
@@ -628,7 +612,7 @@ ng_tenant_backend_add(ng_vault *v, const char *slug, const char *url, const char
     id[0] = '\0';
     if (!ng_tenant_url_ok(url))
         return NG_ERR_INVALID_ARG;
-    if (whpk != NULL && (err = parse_whpk(whpk, pk)) != NG_OK)
+    if (whpk != NULL && (err = ng_webhook_public_parse(whpk, pk)) != NG_OK)
         return err;
     err = ng_tenant_record(v, slug, &rec);
     if (err)
