@@ -10,8 +10,9 @@
  * is 32 random bytes (a key file, or NOISEGATE_VAULT_KEY), or comes from a
  * passphrase through Argon2id with the salt and limits stored in the file.
  *
- * In memory every value lives in its own sodium_malloc region, kept
- * PROT_NONE except inside ng_vault_get, and wiped when the vault is closed.
+ * In memory all values live in one sodium_malloc arena, kept PROT_NONE
+ * except while a value is copied in or out, and wiped when a value is
+ * replaced or deleted and when the vault is closed.
  *
  * The sealed bytes live in a store (ng_vault_store.h: a file, or a key in
  * Redis) that makes every write atomic and arbitrates between writers, so

@@ -431,6 +431,73 @@ test_hostile_limits_and_sizes(void **state)
     free(buf);
 }
 
+/*
+ * Values share one arena: churn through replacements and deletions (so
+ * that it grows and compacts many times) and every surviving value must
+ * read back, before and after a write and a reopen.
+ */
+static ng_err
+churn(ng_vault *v, void *ctx)
+{
+    char name[32], value[96];
+    int round, i;
+    ng_err err;
+
+    (void)ctx;
+    for (round = 0; round < 20; round++) {
+        for (i = 0; i < 50; i++) {
+            snprintf(name, sizeof name, "k%02d", i);
+            snprintf(value, sizeof value, "value %d of round %d%.*s", i, round, i % 30,
+                     "..............................");
+            if ((i + round) % 7 == 0) {
+                err = ng_vault_delete(v, name);
+                if (err != NG_OK && err != NG_ERR_NOT_FOUND)
+                    return err;
+            } else if ((err = ng_vault_put(v, name, (const uint8_t *)value, strlen(value))) != NG_OK) {
+                return err;
+            }
+        }
+    }
+    return NG_OK;
+}
+
+static void
+expect_churned(ng_vault *v)
+{
+    char name[32], value[96];
+    uint8_t buf[96];
+    size_t len, n = 0;
+    int i;
+
+    for (i = 0; i < 50; i++) {
+        snprintf(name, sizeof name, "k%02d", i);
+        if ((i + 19) % 7 == 0) {
+            assert_int_equal(ng_vault_get(v, name, buf, sizeof buf, &len), NG_ERR_NOT_FOUND);
+            continue;
+        }
+        snprintf(value, sizeof value, "value %d of round 19%.*s", i, i % 30, "..............................");
+        expect_entry(v, name, value);
+        n++;
+    }
+    assert_int_equal(ng_vault_count(v), n);
+}
+
+static void
+test_arena_churn(void **state)
+{
+    ng_vault_secret s = raw_key(master);
+    ng_vault *v;
+
+    (void)state;
+    assert_int_equal(ng_vault_create(store, &s), NG_OK);
+    assert_int_equal(ng_vault_update(store, &s, churn, NULL), NG_OK);
+    assert_int_equal(ng_vault_open(&v, store, &s), NG_OK);
+    expect_churned(v);
+    assert_int_equal(churn(v, NULL), NG_OK);
+    expect_churned(v);
+    ng_vault_close(v);
+}
+
 /* Redis stopped: every call fails fast with "store unavailable", and the
  * vault is intact once it is back. */
 static void
@@ -529,6 +596,7 @@ main(void)
         BOTH(test_killed_writer),
         BOTH(test_dropped_entry),
         BOTH(test_hostile_limits_and_sizes),
+        BOTH(test_arena_churn),
     };
     const struct CMUnitTest redis_only[] = {
         BOTH(test_redis_down),
