@@ -68,14 +68,17 @@ name_of(char name[NAME_CAP], const char *slug, const char *fmt, const char *arg)
 ng_err
 ng_tenant_get_json(ng_vault *v, const char *name, json_t **out)
 {
-    uint8_t *buf = malloc(NG_VAULT_MAX_VALUE);
+    uint8_t probe[1], *buf;
     size_t len;
-    ng_err err;
+    ng_err err = ng_vault_get(v, name, probe, 0, &len);
 
     *out = NULL;
+    if (err != NG_ERR_BUFFER_TOO_SMALL)
+        return err == NG_OK ? NG_ERR_CORRUPT : err; /* an empty value is no JSON object */
+    buf = malloc(len);
     if (buf == NULL)
         return NG_ERR_NOMEM;
-    err = ng_vault_get(v, name, buf, NG_VAULT_MAX_VALUE, &len);
+    err = ng_vault_get(v, name, buf, len, &len);
     if (err == NG_OK) {
         *out = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, NULL);
         if (!json_is_object(*out)) {
@@ -104,19 +107,14 @@ ng_tenant_put_json(ng_vault *v, const char *name, json_t *obj)
 ng_err
 ng_tenant_delete_prefix(ng_vault *v, const char *prefix, size_t *count)
 {
-    size_t i = 0, plen = strlen(prefix), n = 0;
+    size_t i = ng_vault_lower_bound(v, prefix), plen = strlen(prefix), n = 0;
 
-    while (i < ng_vault_count(v)) {
-        const char *name = ng_vault_name(v, i);
-
-        if (strncmp(name, prefix, plen) == 0) {
-            ng_err err = ng_vault_delete(v, name);
-            if (err)
-                return err;
-            n++;
-        } else {
-            i++;
-        }
+    /* The entries under prefix are one run in name order; deleting shifts the next one to i. */
+    while (i < ng_vault_count(v) && strncmp(ng_vault_name(v, i), prefix, plen) == 0) {
+        ng_err err = ng_vault_delete(v, ng_vault_name(v, i));
+        if (err)
+            return err;
+        n++;
     }
     if (count != NULL)
         *count = n;
@@ -269,10 +267,12 @@ count_records(ng_vault *v, const char *slug, const char *kind)
     if (name_of(prefix, slug, "/%s/", kind) != NG_OK)
         return 0;
     plen = strlen(prefix);
-    for (i = 0; i < ng_vault_count(v); i++) {
+    for (i = ng_vault_lower_bound(v, prefix); i < ng_vault_count(v); i++) {
         const char *name = ng_vault_name(v, i);
+        if (strncmp(name, prefix, plen) != 0)
+            break;
         /* Records only: "tenant/T/peer/P", not "tenant/T/peer/P/psk". */
-        if (strncmp(name, prefix, plen) == 0 && strchr(name + plen, '/') == NULL)
+        if (strchr(name + plen, '/') == NULL)
             n++;
     }
     return n;
@@ -315,11 +315,13 @@ ng_tenant_list(ng_vault *v, json_t **out)
     *out = NULL;
     if (list == NULL)
         return NG_ERR_NOMEM;
-    for (i = 0; i < ng_vault_count(v); i++) {
+    for (i = ng_vault_lower_bound(v, "tenant/"); i < ng_vault_count(v); i++) {
         const char *name = ng_vault_name(v, i), *slug = name + 7;
         json_t *rec, *k, *item;
 
-        if (strncmp(name, "tenant/", 7) != 0 || strchr(slug, '/') != NULL)
+        if (strncmp(name, "tenant/", 7) != 0)
+            break;
+        if (strchr(slug, '/') != NULL)
             continue;
         if (ng_tenant_get_json(v, name, &rec) != NG_OK) {
             json_decref(list);
@@ -357,11 +359,13 @@ records(ng_vault *v, const char *slug, const char *kind, const char *id_field, j
     if (list == NULL)
         return NG_ERR_NOMEM;
     plen = strlen(prefix);
-    for (i = 0; i < ng_vault_count(v); i++) {
+    for (i = ng_vault_lower_bound(v, prefix); i < ng_vault_count(v); i++) {
         const char *name = ng_vault_name(v, i);
         json_t *rec;
 
-        if (strncmp(name, prefix, plen) != 0 || strchr(name + plen, '/') != NULL)
+        if (strncmp(name, prefix, plen) != 0)
+            break;
+        if (strchr(name + plen, '/') != NULL)
             continue;
         err = ng_tenant_get_json(v, name, &rec);
         if (err == NG_OK && json_object_set_new(rec, id_field, json_string(name + plen)) != 0)

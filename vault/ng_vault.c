@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -68,6 +70,26 @@ struct arena {
     int open; /* left writable for a bulk load: mprotect costs in proportion to the arena */
 };
 
+/*
+ * Opening the whole arena for one value would cost an mprotect over all of
+ * it, in proportion to the vault; only the pages under the value are
+ * opened and closed again. They lie inside the region sodium_malloc
+ * mapped for the arena, which sodium_free unprotects whole before it
+ * wipes.
+ */
+static void
+arena_protect(struct arena *a, size_t off, size_t len, int prot)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), start, end;
+
+    if (a->mem == NULL || a->open || len == 0)
+        return;
+    start = ((uintptr_t)(a->mem + off)) & ~(page - 1);
+    end = ((uintptr_t)(a->mem + off + len) + page - 1) & ~(page - 1);
+    mprotect((void *)start, end - start, prot);
+}
+
+/* The whole arena, for what goes over every value (compaction, sealing). */
 static void
 arena_lock(struct arena *a)
 {
@@ -279,9 +301,9 @@ arena_drop(ng_vault *v, const struct entry *e)
 {
     if (e->len == 0)
         return;
-    arena_unlock(&v->values, 1);
+    arena_protect(&v->values, e->off, e->len, PROT_READ | PROT_WRITE);
     sodium_memzero(v->values.mem + e->off, e->len);
-    arena_lock(&v->values);
+    arena_protect(&v->values, e->off, e->len, PROT_NONE);
     v->values.garbage += e->len;
 }
 
@@ -325,9 +347,9 @@ ng_vault_put(ng_vault *v, const char *name, const uint8_t *value, size_t len)
     e->off = v->values.used;
     e->len = len;
     if (len > 0) {
-        arena_unlock(&v->values, 1);
+        arena_protect(&v->values, e->off, len, PROT_READ | PROT_WRITE);
         memcpy(v->values.mem + e->off, value, len);
-        arena_lock(&v->values);
+        arena_protect(&v->values, e->off, len, PROT_NONE);
     }
     v->values.used += len;
     return NG_OK;
@@ -345,12 +367,14 @@ ng_vault_get(ng_vault *v, const char *name, uint8_t *out, size_t cap, size_t *le
     if (!found)
         return NG_ERR_NOT_FOUND;
     e = &v->entries[at];
-    if (cap < e->len)
+    if (cap < e->len) {
+        *len = e->len; /* what it takes, so a caller can size its buffer */
         return NG_ERR_BUFFER_TOO_SMALL;
+    }
     if (e->len > 0) {
-        arena_unlock(&v->values, 0);
+        arena_protect(&v->values, e->off, e->len, PROT_READ);
         memcpy(out, v->values.mem + e->off, e->len);
-        arena_lock(&v->values);
+        arena_protect(&v->values, e->off, e->len, PROT_NONE);
     }
     *len = e->len;
     return NG_OK;
@@ -369,6 +393,14 @@ ng_vault_delete(ng_vault *v, const char *name)
     memmove(&v->entries[at], &v->entries[at + 1], (v->n - at - 1) * sizeof *v->entries);
     v->n--;
     return NG_OK;
+}
+
+size_t
+ng_vault_lower_bound(const ng_vault *v, const char *name)
+{
+    int found;
+
+    return find(v, name, &found);
 }
 
 size_t

@@ -61,7 +61,10 @@ NG_MUST_CHECK ng_err ng_vault_open(ng_vault **out, ng_vault_store *store, const 
 /* Wipes every secret and frees; NULL is a no-op. */
 void ng_vault_close(ng_vault *v);
 
-/* Copies the value of name into out (cap bytes). NG_ERR_NOT_FOUND, NG_ERR_BUFFER_TOO_SMALL. */
+/*
+ * Copies the value of name into out (cap bytes). NG_ERR_NOT_FOUND, or
+ * NG_ERR_BUFFER_TOO_SMALL with the value's length in *len.
+ */
 NG_MUST_CHECK ng_err ng_vault_get(ng_vault *v, const char *name, uint8_t *out, size_t cap, size_t *len);
 /* Adds or replaces an entry in memory (ng_vault_update writes it). */
 NG_MUST_CHECK ng_err ng_vault_put(ng_vault *v, const char *name, const uint8_t *value, size_t len);
@@ -69,6 +72,12 @@ NG_MUST_CHECK ng_err ng_vault_delete(ng_vault *v, const char *name);
 size_t ng_vault_count(const ng_vault *v);
 /* The name of entry i (0 <= i < count), in name order. */
 const char *ng_vault_name(const ng_vault *v, size_t i);
+/*
+ * The index of the first entry whose name is not below name (count if
+ * none): with names in order, the entries that start with a prefix are
+ * the run from ng_vault_lower_bound(v, prefix), found in O(log n).
+ */
+size_t ng_vault_lower_bound(const ng_vault *v, const char *name);
 
 /*
  * Read-modify-write: opens the current vault, calls fn, and if it returns

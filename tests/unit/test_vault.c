@@ -210,6 +210,11 @@ test_round_trip(void **state)
     expect_entry(v, "tenant/acme/psk", "secret-two");
     assert_int_equal(ng_vault_get(v, "nope", small, sizeof small, &len), NG_ERR_NOT_FOUND);
     assert_int_equal(ng_vault_get(v, "tenant/acme/psk", small, sizeof small, &len), NG_ERR_BUFFER_TOO_SMALL);
+    assert_int_equal(len, strlen("secret-two")); /* what it would take */
+    assert_int_equal(ng_vault_lower_bound(v, "a"), 0);
+    assert_int_equal(ng_vault_lower_bound(v, "tenant/acme/p"), 1);
+    assert_int_equal(ng_vault_lower_bound(v, "tenant/acme/psk"), 1);
+    assert_int_equal(ng_vault_lower_bound(v, "tenant/acme/psl"), 2);
     assert_int_equal(ng_vault_put(v, "bad name!", small, 1), NG_ERR_INVALID_ARG);
     assert_int_equal(ng_vault_put(v, "", small, 1), NG_ERR_INVALID_ARG);
     assert_int_equal(ng_vault_delete(v, "nope"), NG_ERR_NOT_FOUND);
