@@ -20,15 +20,21 @@ struct op {
     int64_t now;
     char out_id[NG_TENANT_ID_BYTES];
     char whsec[WHSEC_CAP];
-    ng_err err; /* what the library said, for a more precise message */
+    ng_err err;    /* what the library said, for a more precise message */
+    json_t *shown; /* tenant create: the new tenant, read while the vault is open */
 };
 
 static ng_err
 do_create(ng_vault *v, void *arg)
 {
     struct op *o = arg;
+    ng_err err;
 
-    return ng_tenant_create(v, o->slug, &o->opts, o->now);
+    /* Shown from inside the update: opening the vault again would derive a passphrase's key twice. */
+    json_decref(o->shown);
+    o->shown = NULL;
+    err = ng_tenant_create(v, o->slug, &o->opts, o->now);
+    return err ? err : ng_tenant_show(v, o->slug, &o->shown);
 }
 
 static ng_err
@@ -202,9 +208,11 @@ tenant_create(ng_cli_ctx *c, struct op *o)
 
     snprintf(what, sizeof what, "tenant %s", o->slug);
     rc = ng_cli_ctx_update(c, do_create, o, what);
-    if (rc != 0)
-        return rc;
-    return show(c, o->slug, ng_tenant_show, NULL);
+    if (rc == 0)
+        print_json(o->shown);
+    json_decref(o->shown);
+    o->shown = NULL;
+    return rc;
 }
 
 int

@@ -455,8 +455,46 @@ serialize(const ng_vault *v, uint8_t **out, size_t *out_len)
     return NG_OK;
 }
 
+/*
+ * Keys an update derived from a passphrase, kept for its retries: Argon2id
+ * costs about a second and a quarter of a GiB, and a retry reads a vault
+ * with the same salt and limits.
+ */
+struct derived {
+    int valid;
+    uint64_t opslimit, memlimit;
+    uint8_t salt[SALT_BYTES];
+    struct keys keys;
+};
+
+/* derive_keys, or the keys in cache when they were derived for the same parameters. */
 static ng_err
-parse(ng_vault *v, const uint8_t *buf, size_t len, const ng_vault_secret *s)
+keys_for(ng_vault *v, const ng_vault_secret *s, struct derived *cache)
+{
+    ng_err err;
+
+    if (cache != NULL && cache->valid && v->kdf == KDF_ARGON2ID && cache->opslimit == v->opslimit &&
+        cache->memlimit == v->memlimit && sodium_memcmp(cache->salt, v->salt, SALT_BYTES) == 0) {
+        sodium_mprotect_readwrite(v->keys);
+        memcpy(v->keys, &cache->keys, sizeof cache->keys);
+        sodium_mprotect_noaccess(v->keys);
+        return NG_OK;
+    }
+    err = derive_keys(v, s);
+    if (err == NG_OK && cache != NULL && v->kdf == KDF_ARGON2ID) {
+        sodium_mprotect_readonly(v->keys);
+        memcpy(&cache->keys, v->keys, sizeof cache->keys);
+        sodium_mprotect_noaccess(v->keys);
+        cache->opslimit = v->opslimit;
+        cache->memlimit = v->memlimit;
+        memcpy(cache->salt, v->salt, SALT_BYTES);
+        cache->valid = 1;
+    }
+    return err;
+}
+
+static ng_err
+parse(ng_vault *v, const uint8_t *buf, size_t len, const ng_vault_secret *s, struct derived *cache)
 {
     uint8_t want[MAC_BYTES], empty[1], *plain;
     const uint8_t *r, *end;
@@ -479,7 +517,7 @@ parse(ng_vault *v, const uint8_t *buf, size_t len, const ng_vault_secret *s)
         return NG_ERR_CORRUPT;
     if (v->kdf == KDF_RAW && (v->opslimit != 0 || v->memlimit != 0 || !sodium_is_zero(v->salt, SALT_BYTES)))
         return NG_ERR_CORRUPT;
-    err = derive_keys(v, s);
+    err = keys_for(v, s, cache);
     if (err)
         return err;
     if (unseal(v, empty, check_label, buf + HEADER_BYTES, CHECK_BYTES) != 0)
@@ -526,7 +564,7 @@ parse(ng_vault *v, const uint8_t *buf, size_t len, const ng_vault_secret *s)
 }
 
 static ng_err
-load(ng_vault **out, ng_vault_store *st, const ng_vault_secret *s)
+load(ng_vault **out, ng_vault_store *st, const ng_vault_secret *s, struct derived *cache)
 {
     ng_vault *v;
     uint8_t *buf;
@@ -540,7 +578,7 @@ load(ng_vault **out, ng_vault_store *st, const ng_vault_secret *s)
     if (err)
         return err;
     v = vault_new();
-    err = v == NULL ? NG_ERR_NOMEM : parse(v, buf, len, s);
+    err = v == NULL ? NG_ERR_NOMEM : parse(v, buf, len, s, cache);
     free(buf);
     if (err) {
         ng_vault_close(v);
@@ -553,7 +591,7 @@ load(ng_vault **out, ng_vault_store *st, const ng_vault_secret *s)
 ng_err
 ng_vault_open(ng_vault **out, ng_vault_store *store, const ng_vault_secret *secret)
 {
-    return load(out, store, secret);
+    return load(out, store, secret, NULL);
 }
 
 static ng_err
@@ -621,9 +659,13 @@ back_off(unsigned attempt)
 ng_err
 ng_vault_update(ng_vault_store *st, const ng_vault_secret *secret, ng_vault_update_fn fn, void *ctx)
 {
+    struct derived *cache = sodium_malloc(sizeof *cache);
     unsigned attempt;
     ng_err err = NG_ERR_CONFLICT;
 
+    if (cache == NULL)
+        return NG_ERR_NOMEM;
+    cache->valid = 0;
     for (attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
         ng_vault *v = NULL;
 
@@ -631,8 +673,8 @@ ng_vault_update(ng_vault_store *st, const ng_vault_secret *secret, ng_vault_upda
             back_off(attempt);
         err = st->ops->begin(st);
         if (err)
-            return err;
-        err = load(&v, st, secret);
+            break;
+        err = load(&v, st, secret, cache);
         if (err == NG_OK)
             err = fn(v, ctx);
         if (err == NG_OK)
@@ -640,8 +682,9 @@ ng_vault_update(ng_vault_store *st, const ng_vault_secret *secret, ng_vault_upda
         st->ops->end(st);
         ng_vault_close(v);
         if (err != NG_ERR_CONFLICT)
-            return err;
+            break;
     }
+    sodium_free(cache); /* wipes */
     return err;
 }
 
