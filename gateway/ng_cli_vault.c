@@ -143,6 +143,8 @@ prompt(const char *cmd, const char *question, char *out, size_t cap)
 
     if (tty == NULL)
         return ng_cli_fail(NG_EXIT_USAGE, cmd, "no terminal for the passphrase: set NOISEGATE_VAULT_PASSPHRASE");
+    /* Unbuffered: a stdio buffer would keep a copy of the passphrase that nobody wipes. */
+    setvbuf(tty, NULL, _IONBF, 0);
     fprintf(tty, "%s", question);
     fflush(tty);
     if (tcgetattr(fileno(tty), &old) == 0) {

@@ -41,19 +41,30 @@ struct redis_queue {
 /*
  * KEYS in, then one seen key per message; ARGV expires_ms and data per
  * message. For each message its new id, or false if it was seen before.
+ * The message is queued before it is marked seen: Redis does not roll back
+ * a script that fails halfway (out of memory), and a mark without its
+ * message would turn the sender's retry away as a replay and lose it.
  */
 static const char accept_lua[] = "local out = {}\n"
                                  "for i = 2, #KEYS do\n"
-                                 "  if redis.call('SET', KEYS[i], '1', 'NX', 'PXAT', ARGV[2*i-3]) then\n"
+                                 "  if redis.call('EXISTS', KEYS[i]) == 1 then out[i-1] = false else\n"
                                  "    out[i-1] = redis.call('XADD', KEYS[1], '*', 'd', ARGV[2*i-2], 'a', '0')\n"
-                                 "  else out[i-1] = false end\n"
+                                 "    redis.call('SET', KEYS[i], '1', 'PXAT', ARGV[2*i-3])\n"
+                                 "  end\n"
                                  "end\n"
                                  "return out\n";
 
-/* KEYS in, retry; ARGV id, due_ms. 1, or 0 if no such pending entry. */
-static const char retry_lua[] = "if redis.call('XACK', KEYS[1], 'ng', ARGV[1]) == 0 then return 0 end\n"
-                                "redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])\n"
-                                "return 1\n";
+/*
+ * KEYS in, retry; ARGV id, due_ms. 1, or 0 if no such pending entry.
+ * Scheduled before it is acked: a script that fails halfway (Redis out of
+ * memory) does not roll back, and the other order could leave an entry
+ * neither pending nor scheduled, so never delivered again.
+ */
+static const char retry_lua[] =
+    "if #redis.call('XPENDING', KEYS[1], 'ng', ARGV[1], ARGV[1], 1) == 0 then return 0 end\n"
+    "redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])\n"
+    "redis.call('XACK', KEYS[1], 'ng', ARGV[1])\n"
+    "return 1\n";
 
 /*
  * KEYS in, retry; ARGV now_ms, limit. Moves due retries back to the tail
