@@ -459,15 +459,12 @@ ng_peer_remove(ng_vault *v, const char *slug, const char *name)
 ng_err
 ng_peer_list(ng_vault *v, const char *slug, json_t **out)
 {
-    json_t *tenant, *p;
+    json_t *p;
     size_t i;
-    ng_err err = ng_tenant_show(v, slug, &tenant);
+    ng_err err = ng_tenant_records(v, slug, "peer", "name", out);
 
-    *out = NULL;
     if (err)
         return err;
-    *out = json_incref(json_object_get(tenant, "peers"));
-    json_decref(tenant);
     json_array_foreach(*out, i, p)
     {
         uint8_t pk[PK_BYTES];

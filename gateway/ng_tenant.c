@@ -382,7 +382,7 @@ records(ng_vault *v, const char *slug, const char *kind, const char *id_field, j
 }
 
 ng_err
-ng_tenant_backend_list(ng_vault *v, const char *slug, json_t **out)
+ng_tenant_records(ng_vault *v, const char *slug, const char *kind, const char *id_field, json_t **out)
 {
     json_t *rec;
     ng_err err = ng_tenant_record(v, slug, &rec);
@@ -391,7 +391,13 @@ ng_tenant_backend_list(ng_vault *v, const char *slug, json_t **out)
     if (err)
         return err;
     json_decref(rec);
-    return records(v, slug, "backend", "id", out);
+    return records(v, slug, kind, id_field, out);
+}
+
+ng_err
+ng_tenant_backend_list(ng_vault *v, const char *slug, json_t **out)
+{
+    return ng_tenant_records(v, slug, "backend", "id", out);
 }
 
 ng_err

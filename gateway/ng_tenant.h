@@ -62,6 +62,12 @@ NG_MUST_CHECK ng_err ng_tenant_delete(ng_vault *v, const char *slug);
 NG_MUST_CHECK ng_err ng_tenant_list(ng_vault *v, json_t **out);
 /* Everything public about one tenant, its backends and peers included. */
 NG_MUST_CHECK ng_err ng_tenant_show(ng_vault *v, const char *slug, json_t **out);
+/*
+ * The public records under tenant/T/<kind>/ ("backend", "peer"), each with
+ * its own name under id_field. NG_ERR_NOT_FOUND if there is no tenant.
+ */
+NG_MUST_CHECK ng_err ng_tenant_records(ng_vault *v, const char *slug, const char *kind, const char *id_field,
+                                       json_t **out);
 /* The stored record itself (see above); for ng_peer. */
 NG_MUST_CHECK ng_err ng_tenant_record(ng_vault *v, const char *slug, json_t **out);
 
