@@ -12,7 +12,7 @@ FUZZ_CC ?= clang
 VERSION := 0.1.0
 
 PKGS := libsodium jansson hiredis libcurl libmicrohttpd
-CPPFLAGS += -D_POSIX_C_SOURCE=200809L -Ienvelope -Ivault -Iqueue -Igateway
+CPPFLAGS += -D_POSIX_C_SOURCE=200809L -Ienvelope -Ivault -Iqueue -Ibackend-adapters -Igateway
 CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra $(WERROR) -Wstrict-prototypes -Wwrite-strings \
             -Wmissing-prototypes -Wshadow -MMD -MP $(shell pkg-config --cflags $(PKGS))
 LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lpthread
@@ -29,7 +29,7 @@ ENV_SRC := $(wildcard envelope/*.c)
 ENV_HDR := envelope/ng_envelope.h envelope/ng_error.h envelope/ng_hex.h envelope/ng_key.h \
            envelope/ng_parcel.h envelope/ng_sscache.h envelope/ng_suite.h
 # Everything but main() also goes into an internal library the tests link.
-CORE_SRC := $(wildcard vault/*.c queue/*.c) $(filter-out gateway/main.c,$(wildcard gateway/*.c))
+CORE_SRC := $(wildcard vault/*.c queue/*.c backend-adapters/*.c) $(filter-out gateway/main.c,$(wildcard gateway/*.c))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 CLI_SRC  := $(wildcard tests/cli/test_*.c)
 
@@ -120,9 +120,9 @@ uninstall:
 
 # Formatting and the functions we do not use.
 style:
-	clang-format --dry-run --Werror envelope/*.[ch] vault/*.[ch] queue/*.[ch] gateway/*.[ch] tests/*/*.[ch] bench/*.c
+	clang-format --dry-run --Werror envelope/*.[ch] vault/*.[ch] queue/*.[ch] $(wildcard backend-adapters/*.[ch]) gateway/*.[ch] tests/*/*.[ch] bench/*.c
 	! grep -nE '\b(strcpy|strcat|sprintf|vsprintf|strtok|atoi|atol|gets|rand)\(' \
-	  envelope/*.[ch] vault/*.[ch] queue/*.[ch] gateway/*.[ch]
+	  envelope/*.[ch] vault/*.[ch] queue/*.[ch] $(wildcard backend-adapters/*.[ch]) gateway/*.[ch]
 
 clean:
 	rm -rf build

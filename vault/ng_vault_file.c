@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ng_io.h"
@@ -80,7 +81,34 @@ file_destroy(ng_vault_store *s)
     free(s);
 }
 
-static const struct ng_vault_store_ops file_ops = {file_begin, file_read, file_write, file_end, file_destroy};
+/* The file is replaced by rename, never rewritten in place, so one open sees one version. */
+static ng_err
+file_stamp(ng_vault_store *s, uint8_t *out)
+{
+    struct file_store *f = (struct file_store *)s;
+    struct stat st;
+    ssize_t n;
+    int fd = open(f->path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return errno == ENOENT ? NG_ERR_NOT_FOUND : NG_ERR_IO;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return NG_ERR_IO;
+    }
+    if (st.st_size < NG_VAULT_STORE_STAMP_BYTES) {
+        close(fd);
+        return NG_ERR_CORRUPT;
+    }
+    do
+        n = pread(fd, out, NG_VAULT_STORE_STAMP_BYTES, st.st_size - NG_VAULT_STORE_STAMP_BYTES);
+    while (n < 0 && errno == EINTR);
+    close(fd);
+    return n == NG_VAULT_STORE_STAMP_BYTES ? NG_OK : NG_ERR_IO;
+}
+
+static const struct ng_vault_store_ops file_ops = {file_begin, file_read, file_write, file_end, file_destroy,
+                                                   file_stamp};
 
 ng_err
 ng_vault_store_file(ng_vault_store **out, const char *path)

@@ -153,7 +153,32 @@ redis_destroy(ng_vault_store *s)
     free(r);
 }
 
-static const struct ng_vault_store_ops redis_ops = {redis_begin, redis_read, redis_write, redis_end, redis_destroy};
+static ng_err
+redis_stamp(ng_vault_store *s, uint8_t *out)
+{
+    struct redis_store *r = (struct redis_store *)s;
+    const char *argv[] = {"GETRANGE", r->key, "-32", "-1"};
+    size_t lens[] = {8, strlen(r->key), 3, 2};
+    redisReply *reply;
+    ng_err err = run(r, &reply, 4, argv, lens);
+
+    if (err)
+        return err;
+    /* A missing key reads as "", as does an empty one; neither is a vault. */
+    if (reply->type != REDIS_REPLY_STRING)
+        err = NG_ERR_IO;
+    else if (reply->len == 0)
+        err = NG_ERR_NOT_FOUND;
+    else if (reply->len != NG_VAULT_STORE_STAMP_BYTES)
+        err = NG_ERR_CORRUPT;
+    else
+        memcpy(out, reply->str, NG_VAULT_STORE_STAMP_BYTES);
+    freeReplyObject(reply);
+    return err;
+}
+
+static const struct ng_vault_store_ops redis_ops = {redis_begin, redis_read,    redis_write,
+                                                    redis_end,   redis_destroy, redis_stamp};
 
 ng_err
 ng_vault_store_redis(ng_vault_store **out, const char *url, const char *key, int timeout_ms)

@@ -38,6 +38,8 @@ struct ng_vault_store_ops {
     /* Ends what begin started; always called after a successful begin. */
     void (*end)(ng_vault_store *s);
     void (*destroy)(ng_vault_store *s);
+    /* The last NG_VAULT_STORE_STAMP_BYTES of the stored bytes (see ng_vault_store_stamp). */
+    ng_err (*stamp)(ng_vault_store *s, uint8_t *out);
 };
 
 /* Every store starts with this; the form's own fields follow. */
@@ -54,6 +56,16 @@ NG_MUST_CHECK ng_err ng_vault_store_file(ng_vault_store **out, const char *path)
  * ng_redis.h). Connects now: NG_ERR_UNAVAILABLE if Redis does not answer.
  */
 NG_MUST_CHECK ng_err ng_vault_store_redis(ng_vault_store **out, const char *url, const char *key, int timeout_ms);
+
+enum { NG_VAULT_STORE_STAMP_BYTES = 32 };
+
+/*
+ * What identifies the stored version without reading it whole: the vault's
+ * MAC, which every write changes. A running gateway compares stamps to
+ * notice that an operator changed the vault. NG_ERR_NOT_FOUND if there is
+ * no vault, NG_ERR_CORRUPT if it is shorter than a stamp.
+ */
+NG_MUST_CHECK ng_err ng_vault_store_stamp(ng_vault_store *s, uint8_t out[NG_VAULT_STORE_STAMP_BYTES]);
 
 /* A short description for messages ("vault file /x/vault.ngv"); no secrets. */
 const char *ng_vault_store_where(const ng_vault_store *s);

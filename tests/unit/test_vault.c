@@ -221,6 +221,27 @@ test_round_trip(void **state)
     ng_vault_close(v);
 }
 
+/* The stamp tells versions apart without opening them, and an absent vault from a present one. */
+static void
+test_stamp(void **state)
+{
+    ng_vault_secret s = raw_key(master);
+    uint8_t a[NG_VAULT_STORE_STAMP_BYTES], b[NG_VAULT_STORE_STAMP_BYTES], c[NG_VAULT_STORE_STAMP_BYTES];
+
+    (void)state;
+    assert_int_equal(ng_vault_store_stamp(store, a), NG_ERR_NOT_FOUND);
+    assert_int_equal(ng_vault_create(store, &s), NG_OK);
+    assert_int_equal(ng_vault_store_stamp(store, a), NG_OK);
+    assert_int_equal(ng_vault_store_stamp(store, b), NG_OK);
+    assert_memory_equal(a, b, sizeof a);
+    put(&s, "tenant/acme/psk", "one");
+    assert_int_equal(ng_vault_store_stamp(store, b), NG_OK);
+    assert_memory_not_equal(a, b, sizeof a);
+    put(&s, "tenant/acme/psk", "one"); /* the same content sealed again is another version */
+    assert_int_equal(ng_vault_store_stamp(store, c), NG_OK);
+    assert_memory_not_equal(b, c, sizeof b);
+}
+
 static void
 test_wrong_key_and_passphrase(void **state)
 {
@@ -612,6 +633,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         BOTH(test_round_trip),
+        BOTH(test_stamp),
         BOTH(test_wrong_key_and_passphrase),
         BOTH(test_every_byte_and_truncation),
         BOTH(test_two_writers),
