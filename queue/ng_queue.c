@@ -40,6 +40,16 @@ ng_queue_outbox_append(ng_queue *q, const char *tenant, const uint8_t key_id[NG_
 }
 
 ng_err
+ng_queue_outbox_submit(ng_queue *q, const char *tenant, ng_queue_submit *s)
+{
+    s->previous = NULL;
+    s->previous_len = 0;
+    if (q == NULL || q->ops->outbox_submit == NULL)
+        return NG_ERR_UNSUPPORTED;
+    return q->ops->outbox_submit(q, tenant, s);
+}
+
+ng_err
 ng_queue_outbox_read(ng_queue *q, const char *tenant, const uint8_t key_id[NG_QUEUE_KEY_ID_BYTES], const char *after,
                      size_t limit, ng_queue_batch *out)
 {

@@ -68,6 +68,35 @@ typedef struct ng_queue_msg {
     char id[NG_QUEUE_ID_BYTES]; /* out: its inbox id when accepted */
 } ng_queue_msg;
 
+/* One parcel of a submission, and the outbox id it got. */
+typedef struct ng_queue_parcel {
+    uint8_t key_id[NG_QUEUE_KEY_ID_BYTES];
+    uint8_t msg_id[NG_QUEUE_MSG_ID_BYTES];
+    uint64_t created_ms, expires_ms;
+    const uint8_t *data;
+    size_t len;
+    char id[NG_QUEUE_ID_BYTES]; /* out */
+} ng_queue_parcel;
+
+/*
+ * What a backend's request stores, with the guards that make it safe to
+ * repeat (see ng_queue_outbox_submit). Any guard may be absent (NULL).
+ */
+typedef struct ng_queue_submit {
+    const uint8_t *request; /* the request's identity (a digest of its signed id) */
+    uint64_t request_expires_ms;
+    const uint8_t *idem; /* the digest of its Idempotency-Key */
+    uint64_t idem_expires_ms;
+    const uint8_t *answer; /* kept under idem once the parcels are stored; NULL: keep nothing */
+    size_t answer_len;
+    ng_queue_parcel *parcels;
+    size_t n;
+    uint8_t *previous; /* out, malloc'd: the answer an earlier request kept under idem */
+    size_t previous_len;
+} ng_queue_submit;
+
+enum { NG_QUEUE_GUARD_BYTES = 32 }; /* request and idem digests */
+
 typedef struct ng_queue_batch {
     ng_queue_item *items;
     size_t n;
@@ -84,6 +113,7 @@ struct ng_queue_ops {
                             const uint8_t *parcel, size_t len, char id[NG_QUEUE_ID_BYTES]);
     ng_err (*outbox_read)(ng_queue *q, const char *tenant, const uint8_t key_id[NG_QUEUE_KEY_ID_BYTES],
                           const char *after, size_t limit, ng_queue_batch *out);
+    ng_err (*outbox_submit)(ng_queue *q, const char *tenant, ng_queue_submit *s);
     ng_err (*outbox_trim)(ng_queue *q, const char *tenant, const uint8_t key_id[NG_QUEUE_KEY_ID_BYTES], uint64_t now_ms,
                           size_t *removed);
 
@@ -126,6 +156,20 @@ NG_MUST_CHECK ng_err ng_queue_outbox_append(ng_queue *q, const char *tenant,
                                             const uint8_t msg_id[NG_QUEUE_MSG_ID_BYTES], uint64_t created_ms,
                                             uint64_t expires_ms, const uint8_t *parcel, size_t len,
                                             char id[NG_QUEUE_ID_BYTES]);
+/*
+ * Stores a request's parcels in tenant's outboxes, all or none, in one
+ * atomic step with its guards, checked in this order:
+ *   1. idem: if an earlier request left an answer under it, nothing is
+ *      stored and that answer is copied to s->previous (free it);
+ *   2. request: if it was seen before it expired, NG_ERR_EXISTS and
+ *      nothing is stored;
+ *   3. the parcels are appended (each id in parcels[i].id), then the answer
+ *      is kept under idem and the request marked seen.
+ * With n == 0 only the guards run: a store whose outbox lives elsewhere
+ * (HTTP storage) checks first, appends there, and keeps the answer after.
+ * Redis only; others answer NG_ERR_UNSUPPORTED.
+ */
+NG_MUST_CHECK ng_err ng_queue_outbox_submit(ng_queue *q, const char *tenant, ng_queue_submit *s);
 NG_MUST_CHECK ng_err ng_queue_outbox_read(ng_queue *q, const char *tenant, const uint8_t key_id[NG_QUEUE_KEY_ID_BYTES],
                                           const char *after, size_t limit, ng_queue_batch *out);
 NG_MUST_CHECK ng_err ng_queue_outbox_trim(ng_queue *q, const char *tenant, const uint8_t key_id[NG_QUEUE_KEY_ID_BYTES],

@@ -19,7 +19,7 @@ enum {
     TRIM_BATCH = 256,
 };
 
-enum { SCRIPTS = 8, SHA_HEX = 41 };
+enum { SCRIPTS = 9, SHA_HEX = 41 };
 
 struct redis_queue {
     struct ng_queue base;
@@ -53,6 +53,27 @@ static const char accept_lua[] = "local out = {}\n"
                                  "  end\n"
                                  "end\n"
                                  "return out\n";
+
+/*
+ * KEYS request guard, idem guard, then one outbox per parcel; ARGV request
+ * expiry ('0': no guard), idem expiry ('0': none), the answer ('' keeps
+ * none), then parcel and expiry per parcel. {0} for a replayed request,
+ * {1, answer} for an idempotent repeat, {2, ids} once stored. Parcels are
+ * appended before the guards are set, for the reason given above accept.
+ */
+static const char submit_lua[] =
+    "if ARGV[2] ~= '0' then\n"
+    "  local prev = redis.call('GET', KEYS[2])\n"
+    "  if prev then return {1, prev} end\n"
+    "end\n"
+    "if ARGV[1] ~= '0' and redis.call('EXISTS', KEYS[1]) == 1 then return {0} end\n"
+    "local ids = {}\n"
+    "for i = 3, #KEYS do\n"
+    "  ids[i-2] = redis.call('XADD', KEYS[i], '*', 'p', ARGV[2*i-2], 'e', ARGV[2*i-1])\n"
+    "end\n"
+    "if ARGV[2] ~= '0' and ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'PXAT', ARGV[2]) end\n"
+    "if ARGV[1] ~= '0' then redis.call('SET', KEYS[1], '1', 'PXAT', ARGV[1]) end\n"
+    "return {2, ids}\n";
 
 /*
  * KEYS in, retry; ARGV id, due_ms. 1, or 0 if no such pending entry.
@@ -490,6 +511,107 @@ r_outbox_append(ng_queue *q, const char *tenant, const uint8_t key_id[NG_QUEUE_K
     else
         err = NG_ERR_IO;
     freeReplyObject(reply);
+    return err;
+}
+
+static ng_err
+submit_reply(const redisReply *reply, ng_queue_submit *s)
+{
+    size_t i;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 || reply->element[0]->type != REDIS_REPLY_INTEGER)
+        return NG_ERR_IO;
+    switch (reply->element[0]->integer) {
+    case 0:
+        return NG_ERR_EXISTS;
+    case 1:
+        if (reply->elements != 2 || reply->element[1]->type != REDIS_REPLY_STRING)
+            return NG_ERR_IO;
+        s->previous = malloc(reply->element[1]->len > 0 ? reply->element[1]->len : 1);
+        if (s->previous == NULL)
+            return NG_ERR_NOMEM;
+        memcpy(s->previous, reply->element[1]->str, reply->element[1]->len);
+        s->previous_len = reply->element[1]->len;
+        return NG_OK;
+    case 2:
+        /* An empty Lua table comes back as an empty array. */
+        if (reply->elements != 2 || reply->element[1]->type != REDIS_REPLY_ARRAY ||
+            reply->element[1]->elements != s->n)
+            return NG_ERR_IO;
+        for (i = 0; i < s->n; i++) {
+            const redisReply *e = reply->element[1]->element[i];
+
+            if (e->type != REDIS_REPLY_STRING || e->len >= NG_QUEUE_ID_BYTES)
+                return NG_ERR_IO;
+            memcpy(s->parcels[i].id, e->str, e->len + 1);
+        }
+        return NG_OK;
+    default:
+        return NG_ERR_IO;
+    }
+}
+
+static ng_err
+r_outbox_submit(ng_queue *q, const char *tenant, ng_queue_submit *s)
+{
+    struct redis_queue *r = (struct redis_queue *)q;
+    size_t i, nkeys = 2 + s->n, argc = 3 + nkeys + 3 + 2 * s->n, *lens = NULL;
+    const char **argv = NULL;
+    char (*keys)[KEY_BYTES] = NULL, (*exp)[24] = NULL, count[16], req_exp[24], idem_exp[24];
+    redisReply *reply = NULL;
+    ng_err err = NG_ERR_NOMEM;
+
+    if (!name_ok(tenant) || (s->n > 0 && s->parcels == NULL) || s->n > NG_QUEUE_ACCEPT_MAX)
+        return NG_ERR_INVALID_ARG;
+    for (i = 0; i < s->n; i++)
+        if (s->parcels[i].data == NULL || s->parcels[i].len == 0)
+            return NG_ERR_INVALID_ARG;
+    argv = malloc(argc * sizeof *argv);
+    lens = malloc(argc * sizeof *lens);
+    keys = malloc(nkeys * sizeof *keys);
+    exp = malloc((s->n ? s->n : 1) * sizeof *exp);
+    if (argv == NULL || lens == NULL || keys == NULL || exp == NULL)
+        goto out;
+    /* Absent guards still need key names in the same slot; the script ignores them. */
+    if (s->request != NULL)
+        hex_key(keys[0], tenant, "req", s->request, NG_QUEUE_GUARD_BYTES);
+    else
+        key(keys[0], tenant, "req");
+    if (s->idem != NULL)
+        hex_key(keys[1], tenant, "idem", s->idem, NG_QUEUE_GUARD_BYTES);
+    else
+        key(keys[1], tenant, "idem");
+    snprintf(req_exp, sizeof req_exp, "%llu", s->request != NULL ? (unsigned long long)s->request_expires_ms : 0ull);
+    snprintf(idem_exp, sizeof idem_exp, "%llu", s->idem != NULL ? (unsigned long long)s->idem_expires_ms : 0ull);
+    snprintf(count, sizeof count, "%zu", nkeys);
+    argv[0] = argv[1] = "";
+    argv[2] = count;
+    argv[3] = keys[0];
+    argv[4] = keys[1];
+    argv[3 + nkeys] = req_exp;
+    argv[4 + nkeys] = idem_exp;
+    argv[5 + nkeys] = s->answer != NULL ? (const char *)s->answer : "";
+    for (i = 0; i < s->n; i++) {
+        hex_key(keys[2 + i], tenant, "out", s->parcels[i].key_id, NG_QUEUE_KEY_ID_BYTES);
+        snprintf(exp[i], sizeof exp[i], "%llu", (unsigned long long)s->parcels[i].expires_ms);
+        argv[5 + i] = keys[2 + i];
+        argv[6 + nkeys + 2 * i] = (const char *)s->parcels[i].data;
+        argv[7 + nkeys + 2 * i] = exp[i];
+    }
+    for (i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    lens[5 + nkeys] = s->answer != NULL ? s->answer_len : 0;
+    for (i = 0; i < s->n; i++)
+        lens[6 + nkeys + 2 * i] = s->parcels[i].len;
+    err = eval_argv(r, submit_lua, (int)argc, argv, lens, &reply);
+    if (err == NG_OK)
+        err = submit_reply(reply, s);
+out:
+    freeReplyObject(reply);
+    free(argv);
+    free(lens);
+    free(keys);
+    free(exp);
     return err;
 }
 
@@ -1059,6 +1181,7 @@ r_destroy(ng_queue *q)
 static const struct ng_queue_ops redis_ops = {
     .name = "redis",
     .outbox_append = r_outbox_append,
+    .outbox_submit = r_outbox_submit,
     .outbox_read = r_outbox_read,
     .outbox_trim = r_outbox_trim,
     .inbox_accept = r_inbox_accept,

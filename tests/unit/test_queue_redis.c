@@ -515,6 +515,118 @@ test_no_redis(void **state)
     ng_queue_free(none);
 }
 
+static void
+parcel_of(ng_queue_parcel *p, unsigned n, const char *text, uint64_t expires)
+{
+    memset(p, 0, sizeof *p);
+    memset(p->key_id, (int)(n % 2), sizeof p->key_id); /* two recipients */
+    msg_id(p->msg_id, n);
+    p->created_ms = now_ms();
+    p->expires_ms = expires;
+    p->data = (const uint8_t *)text;
+    p->len = strlen(text);
+}
+
+/*
+ * A request's parcels are stored together with its guards: a repeat with
+ * the idempotency key gets the first answer and stores nothing, a replayed
+ * request id stores nothing, and the check-only form (n == 0) keeps its
+ * promises too.
+ */
+static void
+test_submit(void **state)
+{
+    uint8_t req[NG_QUEUE_GUARD_BYTES], req2[NG_QUEUE_GUARD_BYTES], idem[NG_QUEUE_GUARD_BYTES];
+    ng_queue_parcel p[3];
+    ng_queue_submit s;
+    ng_queue_batch b;
+    uint64_t later = now_ms() + 60000;
+
+    (void)state;
+    memset(req, 1, sizeof req);
+    memset(req2, 2, sizeof req2);
+    memset(idem, 3, sizeof idem);
+    parcel_of(&p[0], 0, "p0", later);
+    parcel_of(&p[1], 1, "p1", later);
+    parcel_of(&p[2], 2, "p2", later);
+    memset(&s, 0, sizeof s);
+    s.request = req;
+    s.request_expires_ms = later;
+    s.idem = idem;
+    s.idem_expires_ms = later;
+    s.answer = (const uint8_t *)"first\0answer";
+    s.answer_len = 12;
+    s.parcels = p;
+    s.n = 3;
+    assert_int_equal(ng_queue_outbox_submit(q, "acme", &s), NG_OK);
+    assert_null(s.previous);
+    assert_true(p[0].id[0] != '\0' && p[1].id[0] != '\0' && p[2].id[0] != '\0');
+    assert_int_equal(ng_queue_outbox_read(q, "acme", p[0].key_id, NULL, 10, &b), NG_OK);
+    assert_int_equal(b.n, 2); /* p0 and p2 share a recipient */
+    assert_memory_equal(b.items[0].data, "p0", 2);
+    assert_memory_equal(b.items[1].data, "p2", 2);
+    assert_string_equal(b.items[1].id, p[2].id);
+    ng_queue_batch_free(&b);
+
+    /* the same idempotency key, even under a new request id: the first answer, byte for byte, nothing stored */
+    s.request = req2;
+    assert_int_equal(ng_queue_outbox_submit(q, "acme", &s), NG_OK);
+    assert_non_null(s.previous);
+    assert_int_equal(s.previous_len, 12);
+    assert_memory_equal(s.previous, "first\0answer", 12);
+    free(s.previous);
+    assert_int_equal(ng_queue_outbox_read(q, "acme", p[1].key_id, NULL, 10, &b), NG_OK);
+    assert_int_equal(b.n, 1);
+    ng_queue_batch_free(&b);
+
+    /* the first request id again, without the key: a replay, nothing stored */
+    s.request = req;
+    s.idem = NULL;
+    assert_int_equal(ng_queue_outbox_submit(q, "acme", &s), NG_ERR_EXISTS);
+    assert_null(s.previous);
+    assert_int_equal(ng_queue_outbox_read(q, "acme", p[0].key_id, NULL, 10, &b), NG_OK);
+    assert_int_equal(b.n, 2);
+    ng_queue_batch_free(&b);
+    /* guards are per tenant */
+    s.n = 1;
+    assert_int_equal(ng_queue_outbox_submit(q, "other", &s), NG_OK);
+
+    /* check only: the request is marked, the answer kept only when given */
+    memset(idem, 4, sizeof idem);
+    memset(req, 5, sizeof req);
+    s.request = req;
+    s.idem = idem;
+    s.answer = NULL;
+    s.n = 0;
+    assert_int_equal(ng_queue_outbox_submit(q, "acme", &s), NG_OK);
+    assert_null(s.previous);
+    assert_int_equal(ng_queue_outbox_submit(q, "acme", &s), NG_ERR_EXISTS);
+    s.request = NULL;
+    s.answer = (const uint8_t *)"kept";
+    s.answer_len = 4;
+    assert_int_equal(ng_queue_outbox_submit(q, "acme", &s), NG_OK);
+    assert_null(s.previous);
+    assert_int_equal(ng_queue_outbox_submit(q, "acme", &s), NG_OK);
+    assert_non_null(s.previous);
+    assert_memory_equal(s.previous, "kept", 4);
+    free(s.previous);
+
+    /* no guards at all: stored every time */
+    memset(&s, 0, sizeof s);
+    s.parcels = p;
+    s.n = 1;
+    assert_int_equal(ng_queue_outbox_submit(q, "acme", &s), NG_OK);
+    assert_int_equal(ng_queue_outbox_submit(q, "acme", &s), NG_OK);
+    assert_int_equal(ng_queue_outbox_read(q, "acme", p[0].key_id, NULL, 10, &b), NG_OK);
+    assert_int_equal(b.n, 4);
+    ng_queue_batch_free(&b);
+
+    /* bad arguments */
+    assert_int_equal(ng_queue_outbox_submit(q, "Bad Tenant", &s), NG_ERR_INVALID_ARG);
+    p[0].len = 0;
+    assert_int_equal(ng_queue_outbox_submit(q, "acme", &s), NG_ERR_INVALID_ARG);
+}
+
 static int
 start(void **state)
 {
@@ -540,6 +652,7 @@ main(void)
         T(test_claim_crash_redeliver_ack),
         T(test_ack_many),
         T(test_accept_many),
+        T(test_submit),
         T(test_replay_window),
         T(test_retry_dead_letter_replay),
         T(test_pending_survive),
