@@ -98,6 +98,14 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(ENV_SRC) $(wildcard envelope/*.h tests/
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(ENV_SRC) $(shell pkg-config --libs libsodium) -lpthread
 
+# fuzz_submit also needs the request parser from gateway/ and jansson (an
+# explicit rule, so it wins over the pattern rule above).
+build/fuzz/fuzz_submit: tests/fuzz/fuzz_submit.c gateway/ng_submit.c gateway/ng_submit.h $(ENV_SRC) \
+                        $(wildcard envelope/*.h tests/fuzz/*.h)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Igateway $(shell pkg-config --cflags jansson) -o $@ $< gateway/ng_submit.c $(ENV_SRC) \
+	  $(shell pkg-config --libs libsodium jansson) -lpthread
+
 fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  mkdir -p build/fuzz/corpus-$$t; \

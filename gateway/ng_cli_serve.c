@@ -11,8 +11,10 @@
 
 #include "ng_cli.h"
 #include "ng_cli_vault.h"
+#include "ng_deliverer.h"
 #include "ng_gateway.h"
 #include "ng_log.h"
+#include "ng_poller.h"
 #include "ng_server.h"
 
 static void
@@ -21,7 +23,7 @@ drain(ng_server *s, unsigned timeout_s)
     struct timespec tick = {0, 50 * 1000000L};
     unsigned waited_ms = 0;
 
-    while (s != NULL && ng_server_connections(s) > 0 && waited_ms < timeout_s * 1000u) {
+    while (s != NULL && ng_server_requests(s) > 0 && waited_ms < timeout_s * 1000u) {
         nanosleep(&tick, NULL);
         waited_ms += 50;
     }
@@ -33,6 +35,8 @@ ng_cli_serve(int argc, char **argv)
     const char *config, *pos[1];
     ng_server *pub = NULL, *admin = NULL;
     ng_gateway *g = NULL;
+    ng_poller *poller = NULL;
+    ng_deliverer *deliverer = NULL;
     ng_server_opts o;
     ng_log *log = NULL;
     ng_vault *v;
@@ -62,10 +66,16 @@ ng_cli_serve(int argc, char **argv)
         ng_cli_ctx_close(&c);
         return ng_cli_fail(NG_EXIT_FAILED, "serve", "cannot set up logging");
     }
-    if (ng_gateway_new(&g, &c.cfg, log, err, sizeof err) != NG_OK) {
+    if (ng_gateway_new(&g, &c.cfg, log, c.store, &c.secret, err, sizeof err) != NG_OK) {
         rc = ng_cli_fail(NG_EXIT_FAILED, "serve", "%s", err);
         goto out;
     }
+    /* Before the listeners, so that the first message accepted can wake it. */
+    if (ng_deliverer_start(&deliverer, g) != NG_OK) {
+        rc = ng_cli_fail(NG_EXIT_FAILED, "serve", "cannot start the deliverer");
+        goto out;
+    }
+    ng_gateway_on_inbox(g, ng_deliverer_kick, deliverer);
     memset(&o, 0, sizeof o);
     o.address = c.cfg.listen.address;
     o.port = c.cfg.listen.port;
@@ -94,6 +104,10 @@ ng_cli_serve(int argc, char **argv)
                          o.unix_path != NULL ? o.unix_path : o.address);
         goto out;
     }
+    if (ng_poller_start(&poller, g) != NG_OK) {
+        rc = ng_cli_fail(NG_EXIT_FAILED, "serve", "cannot start the poller");
+        goto out;
+    }
     snprintf(port, sizeof port, "%d", ng_server_port(pub));
     ng_log_event(log, NG_LOG_INFO, "listening", "address", c.cfg.listen.address, "port", port, "admin",
                  c.cfg.admin.socket[0] != '\0' ? c.cfg.admin.socket : c.cfg.admin.address, NULL);
@@ -101,14 +115,19 @@ ng_cli_serve(int argc, char **argv)
     while (sigwait(&stop, &sig) != 0)
         ;
     ng_log_event(log, NG_LOG_INFO, "draining", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+    /* Our own pollers first: they keep requests going to this very listener when tenants of one gateway are peers. */
+    ng_poller_stop(poller);
+    poller = NULL;
     ng_server_quiesce(pub);
     ng_server_quiesce(admin);
     drain(pub, (unsigned)c.cfg.listen.timeout_s);
     drain(admin, (unsigned)c.cfg.listen.timeout_s);
     rc = NG_EXIT_OK;
 out:
+    ng_poller_stop(poller);
     ng_server_stop(admin);
     ng_server_stop(pub);
+    ng_deliverer_stop(deliverer); /* after the listeners: nothing can kick it any more */
     ng_gateway_free(g);
     if (rc == NG_EXIT_OK)
         ng_log_event(log, NG_LOG_INFO, "stopped", NULL);

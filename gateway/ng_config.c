@@ -155,7 +155,7 @@ static const ng_config_field fields[] = {
         "Time between polls of a peer's outbox while parcels keep arriving, in milliseconds."),
     INT("poll.max_interval_ms", "NOISEGATE_POLL_MAX_INTERVAL_MS", 0, 10, 3600000, "30000", poll.max_interval_ms,
         "The longest backoff between polls of an idle or failing outbox, in milliseconds."),
-    INT("poll.batch", "NOISEGATE_POLL_BATCH", 0, 1, 10000, "100", poll.batch, "Parcels fetched per poll at most."),
+    INT("poll.batch", "NOISEGATE_POLL_BATCH", 0, 1, 1000, "100", poll.batch, "Parcels fetched per poll at most."),
 
     INT("messages.max_body", "NOISEGATE_MESSAGES_MAX_BODY", 0, 0, 67108864, "1048576", messages.max_body,
         "The largest message body a backend may submit, in bytes; 0 means only listen.max_body limits it."),

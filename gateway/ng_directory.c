@@ -160,7 +160,8 @@ by_epoch(json_t *keys, size_t i, size_t j)
            json_integer_value(json_object_get(json_array_get(keys, j), "epoch"));
 }
 
-/* Epochs must be distinct and in 1..UINT32_MAX; returns the order that sorts them (insertion sort: at most a few dozen). */
+/* Epochs must be distinct and in 1..UINT32_MAX; returns the order that sorts them (insertion sort: at most a few
+ * dozen). */
 static ng_err
 epoch_order(json_t *keys, size_t *order, size_t n)
 {

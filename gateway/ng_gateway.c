@@ -5,20 +5,59 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
-#include "ng_queue.h"
+#include <sodium.h>
+
+#include "ng_api_backend.h"
+#include "ng_api_peer.h"
+#include "ng_queue_http.h"
+#include "ng_queue_pool.h"
 #include "ng_queue_redis.h"
 #include "ng_redis_embed.h"
+
+enum {
+    RELOAD_EVERY_MS = 1000,
+    SS_CACHE_ENTRIES = 4096,
+    POOL_EXTRA = 8, /* handles beyond the listener's threads: pollers, deliverers, the reloader */
+};
 
 struct ng_gateway {
     const ng_config *cfg;
     ng_log *log;
     ng_metrics *metrics;
     ng_redis_embed *embed;
-    /* One connection for now, so one request at a time uses it. */
-    pthread_mutex_t queue_lock;
-    ng_queue *queue;
+    char redis_url[PATH_MAX + 64];
+    ng_queue_pool *queues;
+    ng_queue_pool *outboxes; /* NULL: outboxes are in Redis */
+    ng_ss_cache *cache;
+
+    pthread_mutex_t dir_lock;
+    ng_directory *dir;
+
+    pthread_mutex_t vault_lock; /* the store is used by one thread at a time */
+    ng_vault_store *store;
+    const ng_vault_secret *secret;
+    uint8_t stamp[NG_VAULT_STORE_STAMP_BYTES];
+
+    char owner[96];
+    void (*on_inbox)(void *ctx);
+    void *on_inbox_ctx;
+    pthread_t reloader;
+    int reloader_running;
+    pthread_mutex_t stop_lock;
+    pthread_cond_t stop_cond;
+    int stopping;
 };
+
+uint64_t
+ng_gateway_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 static double
 seconds(void)
@@ -29,12 +68,160 @@ seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static ng_err
+make_redis(void *ctx, ng_queue **out)
+{
+    ng_gateway *g = ctx;
+
+    return ng_queue_redis_new(out, g->redis_url, g->cfg->redis.timeout_ms);
+}
+
+static ng_err
+make_http(void *ctx, ng_queue **out)
+{
+    ng_gateway *g = ctx;
+
+    return ng_queue_http_new(out, g->cfg->outbox.http_url, g->cfg->outbox.http_timeout_ms);
+}
+
+static const struct {
+    const char *name;
+    ng_metric_type type;
+    const char *help;
+} families[] = {
+    {"ng_http_requests_total", NG_METRIC_COUNTER, "HTTP requests by listener, route and status."},
+    {"ng_http_request_seconds", NG_METRIC_HISTOGRAM,
+     "Time from the whole request read to the response handed over, by route."},
+    {"ng_store_up", NG_METRIC_GAUGE, "1 if the queue store answered the last check."},
+    {"ng_directory_tenants", NG_METRIC_GAUGE, "Tenants in the directory in use."},
+    {"ng_directory_reloads_total", NG_METRIC_COUNTER, "Directory reloads from the vault, by result."},
+    {"ng_messages_accepted_total", NG_METRIC_COUNTER, "Messages from backends sealed and stored in an outbox."},
+    {"ng_messages_refused_total", NG_METRIC_COUNTER, "Backend requests refused, by reason."},
+    {"ng_parcels_stored_total", NG_METRIC_COUNTER, "Parcels appended to outboxes."},
+    {"ng_parcels_served_total", NG_METRIC_COUNTER, "Parcels read from our outboxes by peers."},
+    {"ng_parcels_polled_total", NG_METRIC_COUNTER, "Parcels fetched from peers' outboxes or pushed to us."},
+    {"ng_parcels_opened_total", NG_METRIC_COUNTER, "Parcels opened and queued for delivery."},
+    {"ng_parcels_refused_total", NG_METRIC_COUNTER, "Parcels refused, by reason (expired, replayed, sender, ...)."},
+    {"ng_deliveries_total", NG_METRIC_COUNTER, "Webhook delivery attempts by outcome."},
+    {"ng_delivery_retries_total", NG_METRIC_COUNTER, "Deliveries scheduled for another attempt."},
+    {"ng_dead_letters_total", NG_METRIC_COUNTER, "Messages moved to the dead letters, by reason."},
+    {"ng_delivery_seconds", NG_METRIC_HISTOGRAM, "Duration of webhook delivery attempts."},
+    {"ng_queue_depth", NG_METRIC_GAUGE, "Inbox messages waiting and dead letters, summed over tenants."},
+};
+
+static ng_err
+define_metrics(ng_metrics *m)
+{
+    size_t i;
+    ng_err err = NG_OK;
+
+    for (i = 0; i < sizeof families / sizeof *families && err == NG_OK; i++)
+        err = ng_metrics_define(m, families[i].name, families[i].type, families[i].help);
+    return err;
+}
+
+/* Opens the vault and loads a directory from it. Called with vault_lock held. */
+static ng_err
+load_directory(ng_gateway *g, ng_directory **out)
+{
+    ng_vault *v;
+    ng_err err;
+
+    *out = NULL;
+    /* The stamp first: a change after it is caught by the next check. */
+    err = ng_vault_store_stamp(g->store, g->stamp);
+    if (err == NG_OK)
+        err = ng_vault_open(&v, g->store, g->secret);
+    if (err)
+        return err;
+    err = ng_directory_load(out, v);
+    ng_vault_close(v);
+    return err;
+}
+
+static void
+swap_directory(ng_gateway *g, ng_directory *d)
+{
+    ng_directory *old;
+    char n[24];
+
+    pthread_mutex_lock(&g->dir_lock);
+    old = g->dir;
+    g->dir = d;
+    pthread_mutex_unlock(&g->dir_lock);
+    ng_directory_release(old);
+    ng_metrics_set(g->metrics, "ng_directory_tenants", NULL, (double)ng_directory_count(d));
+    snprintf(n, sizeof n, "%zu", ng_directory_count(d));
+    ng_log_event(g->log, NG_LOG_INFO, "directory loaded", "tenants", n, NULL);
+}
+
 ng_err
-ng_gateway_new(ng_gateway **out, const ng_config *cfg, ng_log *log, char *err, size_t errlen)
+ng_gateway_reload(ng_gateway *g)
+{
+    ng_directory *d;
+    ng_err err;
+
+    pthread_mutex_lock(&g->vault_lock);
+    err = load_directory(g, &d);
+    pthread_mutex_unlock(&g->vault_lock);
+    ng_metrics_add(g->metrics, "ng_directory_reloads_total",
+                   (const char *[]){"result", err == NG_OK ? "ok" : "failed", NULL}, 1);
+    if (err) {
+        ng_log_event(g->log, NG_LOG_WARN, "directory reload failed; the previous one stays in use", "error",
+                     ng_strerror(err), NULL);
+        return err;
+    }
+    swap_directory(g, d);
+    return NG_OK;
+}
+
+/* Reloads when the vault's stamp moves; an operator's change shows within a second or so. */
+static void *
+reloader(void *arg)
+{
+    ng_gateway *g = arg;
+    uint8_t now[NG_VAULT_STORE_STAMP_BYTES];
+    int failing = 0;
+
+    for (;;) {
+        struct timespec until;
+        int changed;
+        ng_err err;
+
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += (long)RELOAD_EVERY_MS % 1000 * 1000000L;
+        until.tv_sec += RELOAD_EVERY_MS / 1000 + until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        pthread_mutex_lock(&g->stop_lock);
+        while (!g->stopping && pthread_cond_timedwait(&g->stop_cond, &g->stop_lock, &until) == 0)
+            ;
+        if (g->stopping) {
+            pthread_mutex_unlock(&g->stop_lock);
+            return NULL;
+        }
+        pthread_mutex_unlock(&g->stop_lock);
+
+        pthread_mutex_lock(&g->vault_lock);
+        err = ng_vault_store_stamp(g->store, now);
+        changed = err == NG_OK && sodium_memcmp(now, g->stamp, sizeof now) != 0;
+        pthread_mutex_unlock(&g->vault_lock);
+        if (err && !failing)
+            ng_log_event(g->log, NG_LOG_WARN, "cannot check the vault for changes", "error", ng_strerror(err), NULL);
+        failing = err != NG_OK;
+        /* A failed reload is logged and counted; the next change tries again. */
+        if (changed && ng_gateway_reload(g) != NG_OK)
+            continue;
+    }
+}
+
+ng_err
+ng_gateway_new(ng_gateway **out, const ng_config *cfg, ng_log *log, ng_vault_store *store,
+               const ng_vault_secret *secret, char *err, size_t errlen)
 {
     struct ng_gateway *g;
     char msg[NG_REDIS_EMBED_ERROR_BYTES];
-    const char *url = cfg->redis.url;
+    size_t handles;
+    ng_queue *probe;
     ng_err e;
 
     *out = NULL;
@@ -43,23 +230,31 @@ ng_gateway_new(ng_gateway **out, const ng_config *cfg, ng_log *log, char *err, s
         return NG_ERR_NOMEM;
     g->cfg = cfg;
     g->log = log;
-    pthread_mutex_init(&g->queue_lock, NULL);
+    g->store = store;
+    {
+        char host[64] = "host";
+
+        (void)gethostname(host, sizeof host - 1);
+        host[strcspn(host, ".")] = '\0';
+        snprintf(g->owner, sizeof g->owner, "%.40s-%ld-%08x", host, (long)getpid(), randombytes_random());
+    }
+    g->secret = secret;
+    pthread_mutex_init(&g->dir_lock, NULL);
+    pthread_mutex_init(&g->vault_lock, NULL);
+    pthread_mutex_init(&g->stop_lock, NULL);
+    pthread_cond_init(&g->stop_cond, NULL);
     e = ng_metrics_new(&g->metrics);
     if (e == NG_OK)
-        e = ng_metrics_define(g->metrics, "ng_http_requests_total", NG_METRIC_COUNTER,
-                              "HTTP requests by listener, route and status.");
+        e = define_metrics(g->metrics);
     if (e == NG_OK)
-        e = ng_metrics_define(g->metrics, "ng_http_request_seconds", NG_METRIC_HISTOGRAM,
-                              "Time from the whole request read to the response handed over, by route.");
-    if (e == NG_OK)
-        e = ng_metrics_define(g->metrics, "ng_store_up", NG_METRIC_GAUGE,
-                              "1 if the queue store answered the last check.");
+        e = ng_ss_cache_new(&g->cache, SS_CACHE_ENTRIES);
     if (e) {
-        snprintf(err, errlen, "metrics: %s", ng_strerror(e));
+        snprintf(err, errlen, "setting up: %s", ng_strerror(e));
         ng_gateway_free(g);
         return e;
     }
-    if (url[0] == '\0') {
+    snprintf(g->redis_url, sizeof g->redis_url, "%s", cfg->redis.url);
+    if (cfg->redis.url[0] == '\0') {
         e = ng_redis_embed_start(&g->embed, cfg->data_dir, (ng_redis_embed_fsync)cfg->redis.appendfsync, msg,
                                  sizeof msg);
         if (e) {
@@ -67,14 +262,43 @@ ng_gateway_new(ng_gateway **out, const ng_config *cfg, ng_log *log, char *err, s
             ng_gateway_free(g);
             return e;
         }
-        url = ng_redis_embed_url(g->embed);
+        snprintf(g->redis_url, sizeof g->redis_url, "%s", ng_redis_embed_url(g->embed));
     }
-    e = ng_queue_redis_new(&g->queue, url, cfg->redis.timeout_ms);
+    handles = (cfg->listen.threads > 0 ? (size_t)cfg->listen.threads : 16) + POOL_EXTRA;
+    e = ng_queue_pool_new(&g->queues, handles, make_redis, g);
+    if (e == NG_OK && cfg->outbox.store == NG_CONFIG_OUTBOX_STORE_HTTP)
+        e = ng_queue_pool_new(&g->outboxes, handles, make_http, g);
     if (e) {
-        snprintf(err, errlen, "redis %s: %s", url, ng_strerror(e));
+        snprintf(err, errlen, "queue pool: %s", ng_strerror(e));
         ng_gateway_free(g);
         return e;
     }
+    /* One connection now, so that a wrong URL stops the start rather than every request. */
+    e = ng_queue_pool_take(g->queues, &probe);
+    if (e == NG_OK) {
+        e = ng_queue_ping(probe);
+        ng_queue_pool_give(g->queues, probe);
+    }
+    if (e) {
+        snprintf(err, errlen, "redis %s: %s", g->redis_url, ng_strerror(e));
+        ng_gateway_free(g);
+        return e;
+    }
+    pthread_mutex_lock(&g->vault_lock);
+    e = load_directory(g, &g->dir);
+    pthread_mutex_unlock(&g->vault_lock);
+    if (e) {
+        snprintf(err, errlen, "%s: %s", ng_vault_store_where(store), ng_strerror(e));
+        ng_gateway_free(g);
+        return e;
+    }
+    ng_metrics_set(g->metrics, "ng_directory_tenants", NULL, (double)ng_directory_count(g->dir));
+    if (pthread_create(&g->reloader, NULL, reloader, g) != 0) {
+        snprintf(err, errlen, "cannot start a thread");
+        ng_gateway_free(g);
+        return NG_ERR_NOMEM;
+    }
+    g->reloader_running = 1;
     *out = g;
     return NG_OK;
 }
@@ -84,30 +308,159 @@ ng_gateway_free(ng_gateway *g)
 {
     if (g == NULL)
         return;
-    ng_queue_free(g->queue);
+    if (g->reloader_running) {
+        pthread_mutex_lock(&g->stop_lock);
+        g->stopping = 1;
+        pthread_cond_broadcast(&g->stop_cond);
+        pthread_mutex_unlock(&g->stop_lock);
+        pthread_join(g->reloader, NULL);
+    }
+    ng_directory_release(g->dir);
+    ng_queue_pool_free(g->outboxes);
+    ng_queue_pool_free(g->queues);
     ng_redis_embed_free(g->embed);
+    ng_ss_cache_free(g->cache);
     ng_metrics_free(g->metrics);
-    pthread_mutex_destroy(&g->queue_lock);
+    pthread_cond_destroy(&g->stop_cond);
+    pthread_mutex_destroy(&g->stop_lock);
+    pthread_mutex_destroy(&g->vault_lock);
+    pthread_mutex_destroy(&g->dir_lock);
     free(g);
 }
 
+void
+ng_gateway_receive_opts(ng_gateway *g, ng_receive_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->skew_ms = (uint64_t)g->cfg->messages.clock_skew_s * 1000u;
+    o->max_lifetime_ms = (uint64_t)g->cfg->messages.max_ttl_s * 1000u;
+    o->max_bytes = (size_t)g->cfg->listen.max_body;
+    o->cache = g->cache;
+}
+
+void
+ng_gateway_on_inbox(ng_gateway *g, void (*fn)(void *ctx), void *ctx)
+{
+    g->on_inbox = fn;
+    g->on_inbox_ctx = ctx;
+}
+
+void
+ng_gateway_inbox_changed(ng_gateway *g)
+{
+    if (g->on_inbox != NULL)
+        g->on_inbox(g->on_inbox_ctx);
+}
+
+const char *
+ng_gateway_owner(const ng_gateway *g)
+{
+    return g->owner;
+}
+
+const ng_config *
+ng_gateway_config(const ng_gateway *g)
+{
+    return g->cfg;
+}
+
+ng_log *
+ng_gateway_log(ng_gateway *g)
+{
+    return g->log;
+}
+
+ng_metrics *
+ng_gateway_metrics(ng_gateway *g)
+{
+    return g->metrics;
+}
+
+ng_ss_cache *
+ng_gateway_cache(ng_gateway *g)
+{
+    return g->cache;
+}
+
+ng_directory *
+ng_gateway_directory(ng_gateway *g)
+{
+    ng_directory *d;
+
+    pthread_mutex_lock(&g->dir_lock);
+    d = ng_directory_hold(g->dir);
+    pthread_mutex_unlock(&g->dir_lock);
+    return d;
+}
+
+ng_err
+ng_gateway_queue_take(ng_gateway *g, ng_queue **q)
+{
+    ng_err err = ng_queue_pool_take(g->queues, q);
+
+    return err == NG_OK || err == NG_ERR_NOMEM ? err : NG_ERR_UNAVAILABLE;
+}
+
+void
+ng_gateway_queue_give(ng_gateway *g, ng_queue *q)
+{
+    ng_queue_pool_give(g->queues, q);
+}
+
+ng_err
+ng_gateway_outbox_take(ng_gateway *g, ng_queue **q)
+{
+    ng_err err;
+
+    *q = NULL;
+    if (g->outboxes == NULL)
+        return NG_ERR_UNSUPPORTED;
+    err = ng_queue_pool_take(g->outboxes, q);
+    return err == NG_OK || err == NG_ERR_NOMEM ? err : NG_ERR_UNAVAILABLE;
+}
+
+void
+ng_gateway_outbox_give(ng_gateway *g, ng_queue *q)
+{
+    ng_queue_pool_give(g->outboxes, q);
+}
+
+void
+ng_gateway_vault_lock(ng_gateway *g, ng_vault_store **store, const ng_vault_secret **secret)
+{
+    pthread_mutex_lock(&g->vault_lock);
+    *store = g->store;
+    *secret = g->secret;
+}
+
+void
+ng_gateway_vault_unlock(ng_gateway *g)
+{
+    pthread_mutex_unlock(&g->vault_lock);
+}
+
 static void
-healthz(ng_gateway *g, const ng_request *req, ng_response *res)
+healthz(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
 {
     (void)g;
     (void)req;
+    (void)params;
     ng_response_text(res, 200, NULL, "{\"status\":\"ok\"}");
 }
 
 static void
-readyz(ng_gateway *g, const ng_request *req, ng_response *res)
+readyz(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
 {
+    ng_queue *q;
     ng_err err;
 
     (void)req;
-    pthread_mutex_lock(&g->queue_lock);
-    err = ng_queue_ping(g->queue);
-    pthread_mutex_unlock(&g->queue_lock);
+    (void)params;
+    err = ng_gateway_queue_take(g, &q);
+    if (err == NG_OK) {
+        err = ng_queue_ping(q);
+        ng_gateway_queue_give(g, q);
+    }
     ng_metrics_set(g->metrics, "ng_store_up", NULL, err == NG_OK);
     if (err == NG_OK)
         ng_response_text(res, 200, NULL, "{\"status\":\"ready\"}");
@@ -116,12 +469,13 @@ readyz(ng_gateway *g, const ng_request *req, ng_response *res)
 }
 
 static void
-metrics(ng_gateway *g, const ng_request *req, ng_response *res)
+metrics(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
 {
     char *text;
     size_t len;
 
     (void)req;
+    (void)params;
     if (ng_metrics_render(g->metrics, &text, &len) != NG_OK) {
         ng_response_error(res, 500, "internal", "metrics could not be rendered");
         return;
@@ -134,32 +488,67 @@ metrics(ng_gateway *g, const ng_request *req, ng_response *res)
 
 struct route {
     const char *method, *path;
-    void (*fn)(ng_gateway *g, const ng_request *req, ng_response *res);
+    ng_route_fn *fn;
 };
 
-static const struct route common_routes[] = {
+static const struct route public_routes[] = {
+    {"GET", "/healthz", healthz},
+    {"GET", "/readyz", readyz},
+    {"GET", "/metrics", metrics},
+    {"POST", "/v1/tenants/*/messages", ng_api_messages},
+    {"GET", "/v1/outbox/*", ng_api_outbox},
+    {"POST", "/v1/parcels", ng_api_parcels},
+    {NULL, NULL, NULL},
+};
+
+static const struct route admin_routes[] = {
     {"GET", "/healthz", healthz},
     {"GET", "/readyz", readyz},
     {"GET", "/metrics", metrics},
     {NULL, NULL, NULL},
 };
 
+/* Matches path against a pattern whose "*" segments capture into params. */
+static int
+match(const char *pattern, const char *path, char params[NG_ROUTE_MAX_PARAMS][NG_ROUTE_PARAM_BYTES])
+{
+    int n = 0;
+
+    while (*pattern != '\0') {
+        if (*pattern == '*') {
+            size_t len = strcspn(path, "/");
+
+            if (len == 0 || len >= NG_ROUTE_PARAM_BYTES || n == NG_ROUTE_MAX_PARAMS)
+                return 0;
+            memcpy(params[n], path, len);
+            params[n++][len] = '\0';
+            path += len;
+            pattern++;
+        } else if (*pattern++ != *path++) {
+            return 0;
+        }
+    }
+    return *path == '\0';
+}
+
 /*
  * Finds the route; unknown paths are 404 and known paths with another
- * method 405. The route label of the metrics is the route's path, never
- * the request's, so that request data cannot create series.
+ * method 405. The route label of the metrics is the route's pattern, never
+ * the request's path, so that request data cannot create series.
  */
 static void
 dispatch(ng_gateway *g, const char *listener, const struct route *routes, const ng_request *req, ng_response *res)
 {
+    char params[NG_ROUTE_MAX_PARAMS][NG_ROUTE_PARAM_BYTES];
+    const char *argv[NG_ROUTE_MAX_PARAMS] = {params[0], params[1]};
     const struct route *r, *hit = NULL;
     const char *label = "unmatched";
     char status[8];
     double t0 = seconds();
     int path_known = 0;
 
-    for (r = routes; r->method != NULL; r++) {
-        if (strcmp(r->path, req->path) != 0)
+    for (r = routes; r->method != NULL && hit == NULL; r++) {
+        if (!match(r->path, req->path, params))
             continue;
         path_known = 1;
         label = r->path;
@@ -169,7 +558,7 @@ dispatch(ng_gateway *g, const char *listener, const struct route *routes, const 
     if (req->too_large)
         ng_response_error(res, 413, "too_large", "request body over the configured limit (listen.max_body)");
     else if (hit != NULL)
-        hit->fn(g, req, res);
+        hit->fn(g, req, res, argv);
     else if (path_known)
         ng_response_error(res, 405, "method_not_allowed", "this path does not take that method");
     else
@@ -193,11 +582,11 @@ ng_gateway_server_log(void *ctx, const char *line)
 void
 ng_gateway_public(void *ctx, const ng_request *req, ng_response *res)
 {
-    dispatch(ctx, "public", common_routes, req, res);
+    dispatch(ctx, "public", public_routes, req, res);
 }
 
 void
 ng_gateway_admin(void *ctx, const ng_request *req, ng_response *res)
 {
-    dispatch(ctx, "admin", common_routes, req, res);
+    dispatch(ctx, "admin", admin_routes, req, res);
 }

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -17,6 +18,8 @@
 
 struct ng_server {
     struct MHD_Daemon *d;
+    atomic_uint requests; /* begun and not completed */
+    atomic_int draining;  /* quiesced: each answer closes its connection */
     ng_server_opts o;
     int unix_fd;
     int quiesced_fd; /* the listening socket quiesce handed back to us, or -1 */
@@ -66,6 +69,23 @@ ng_response_error(ng_response *res, int status, const char *code, const char *me
 }
 
 void
+ng_response_json(ng_response *res, int status, json_t *obj)
+{
+    char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
+
+    json_decref(obj);
+    if (text == NULL) {
+        ng_response_error(res, 500, "internal", "out of memory");
+        return;
+    }
+    free(res->body);
+    res->status = status;
+    res->content_type = NULL;
+    res->body = text;
+    res->len = strlen(text);
+}
+
+void
 ng_response_header(ng_response *res, const char *name, const char *value)
 {
     if (res->headers == NG_SERVER_MAX_HEADERS)
@@ -88,7 +108,7 @@ response_free(ng_response *res)
 }
 
 static enum MHD_Result
-respond(struct MHD_Connection *conn, const struct pending *p, ng_response *res)
+respond(struct ng_server *s, struct MHD_Connection *conn, const struct pending *p, ng_response *res)
 {
     struct MHD_Response *r;
     enum MHD_Result rc;
@@ -103,6 +123,8 @@ respond(struct MHD_Connection *conn, const struct pending *p, ng_response *res)
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
                             res->content_type != NULL ? res->content_type : "application/json");
     MHD_add_response_header(r, "x-request-id", p->id);
+    if (atomic_load(&s->draining))
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     for (i = 0; i < res->headers; i++)
         MHD_add_response_header(r, res->header_name[i], res->header_value[i]);
     rc = MHD_queue_response(conn, (unsigned)res->status, r);
@@ -128,6 +150,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         p = calloc(1, sizeof *p);
         if (p == NULL)
             return MHD_NO;
+        atomic_fetch_add(&s->requests, 1);
         randombytes_buf(raw, sizeof raw);
         sodium_bin2hex(p->id, sizeof p->id, raw, sizeof raw);
         /* A declared length over the limit is refused before a byte of it is read. */
@@ -175,19 +198,20 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     }
     if (res.body == NULL)
         ng_response_text(&res, res.status, res.content_type, "");
-    return respond(conn, p, &res);
+    return respond(s, conn, p, &res);
 }
 
 static void
 on_completed(void *cls, struct MHD_Connection *conn, void **state, enum MHD_RequestTerminationCode code)
 {
+    struct ng_server *s = cls;
     struct pending *p = *state;
 
-    (void)cls;
     (void)conn;
     (void)code;
     if (p == NULL)
         return;
+    atomic_fetch_sub(&s->requests, 1);
     /* Bodies are messages in clear: wipe them before the heap reuses the memory. */
     if (p->body != NULL)
         sodium_memzero(p->body, p->cap);
@@ -242,6 +266,8 @@ ng_server_start(ng_server **out, const ng_server_opts *o)
     unsigned threads = o->threads;
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     const union MHD_DaemonInfo *info;
+    enum MHD_OPTION pool_opt = MHD_OPTION_THREAD_POOL_SIZE;
+    unsigned pool_val;
 
     *out = NULL;
     if (o->handler == NULL || o->max_body == 0 || (o->unix_path == NULL && o->address == NULL))
@@ -256,19 +282,24 @@ ng_server_start(ng_server **out, const ng_server_opts *o)
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         threads = n > 0 ? (unsigned)n : 1;
     }
-    /* A pool of one is no pool: libmicrohttpd refuses the option then. */
-    if (threads < 2)
-        threads = 0;
+    /*
+     * A pool of one is no pool: libmicrohttpd warns about the option then,
+     * so it is replaced by a repeat of the timeout.
+     */
+    if (threads < 2) {
+        pool_opt = MHD_OPTION_CONNECTION_TIMEOUT;
+        pool_val = o->timeout_s;
+    } else
+        pool_val = threads;
     if (o->unix_path != NULL) {
         s->unix_fd = listen_unix(s, o->unix_path);
         if (s->unix_fd < 0) {
             free(s);
             return NG_ERR_IO;
         }
-        s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->unix_fd,
-                                MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_THREAD_POOL_SIZE, threads,
-                                MHD_OPTION_CONNECTION_TIMEOUT, o->timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-                                s, MHD_OPTION_END);
+        s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+                                MHD_OPTION_LISTEN_SOCKET, s->unix_fd, pool_opt, pool_val, MHD_OPTION_CONNECTION_TIMEOUT,
+                                o->timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
     } else {
         struct sockaddr_storage ss;
         socklen_t sl;
@@ -295,10 +326,10 @@ ng_server_start(ng_server **out, const ng_server_opts *o)
             sl = sizeof *a4;
         }
         (void)sl;
-        s->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &ss,
-                                MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_THREAD_POOL_SIZE, threads,
-                                MHD_OPTION_CONNECTION_TIMEOUT, o->timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-                                s, MHD_OPTION_END);
+        s->d =
+            MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+                             s, MHD_OPTION_SOCK_ADDR, &ss, pool_opt, pool_val, MHD_OPTION_CONNECTION_TIMEOUT,
+                             o->timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
     }
     if (s->d == NULL) {
         if (s->unix_fd >= 0) {
@@ -318,10 +349,19 @@ void
 ng_server_quiesce(ng_server *s)
 {
     if (s != NULL && s->d != NULL && s->quiesced_fd < 0) {
-        int fd = MHD_quiesce_daemon(s->d);
+        int fd;
+
+        atomic_store(&s->draining, 1);
+        fd = MHD_quiesce_daemon(s->d);
         /* Ours to close; for the unix socket it is unix_fd, closed at stop. */
         s->quiesced_fd = fd != s->unix_fd ? fd : -1;
     }
+}
+
+unsigned
+ng_server_requests(ng_server *s)
+{
+    return atomic_load(&s->requests);
 }
 
 unsigned

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "ng_error.h"
 
 enum {
@@ -60,8 +62,10 @@ typedef struct ng_server_opts {
 
 /* Binds and starts serving. NG_ERR_IO if the address cannot be bound. */
 NG_MUST_CHECK ng_err ng_server_start(ng_server **out, const ng_server_opts *o);
-/* Stops accepting new connections; requests in flight go on. */
+/* Stops accepting new connections; requests in flight go on, and each answer from now on closes its connection. */
 void ng_server_quiesce(ng_server *s);
+/* Requests begun and not yet answered: what a drain waits for. */
+unsigned ng_server_requests(ng_server *s);
 /* Connections still open. */
 unsigned ng_server_connections(ng_server *s);
 /* Closes everything and frees; NULL is a no-op. */
@@ -78,6 +82,8 @@ const char *ng_request_arg(const ng_request *req, const char *name);
 void ng_response_error(ng_response *res, int status, const char *code, const char *message);
 /* Sets a body copied from text (content type as given, or JSON). */
 void ng_response_text(ng_response *res, int status, const char *content_type, const char *text);
+/* Sets obj, compact, as the JSON body, and drops the reference (NULL: a 500). */
+void ng_response_json(ng_response *res, int status, json_t *obj);
 /* Adds a header (the value is copied). */
 void ng_response_header(ng_response *res, const char *name, const char *value);
 

@@ -710,3 +710,21 @@ ng_tenant_backend_rotate_secret(ng_vault *v, const char *slug, const char *id, i
     sodium_memzero(old, sizeof old);
     return err ? err : new_whsec(v, name, whsec, whsec_cap);
 }
+
+ng_err
+ng_tenant_backend_set_active(ng_vault *v, const char *slug, const char *id, int active, int64_t now)
+{
+    char name[NAME_CAP];
+    json_t *b = NULL;
+    ng_err err = backend_name(v, slug, id, name);
+
+    if (err == NG_OK)
+        err = ng_tenant_get_json(v, name, &b);
+    if (err == NG_OK) {
+        json_object_set_new(b, "status", json_string(active ? "active" : "disabled"));
+        json_object_set_new(b, "status_changed", json_integer((json_int_t)now));
+        err = ng_tenant_put_json(v, name, b);
+    }
+    json_decref(b);
+    return err;
+}

@@ -95,6 +95,9 @@ NG_MUST_CHECK ng_err ng_tenant_backend_remove(ng_vault *v, const char *slug, con
 /* A new webhook secret; the old one stays as whsec.prev so deliveries can carry both during the change. */
 NG_MUST_CHECK ng_err ng_tenant_backend_rotate_secret(ng_vault *v, const char *slug, const char *id, int64_t now,
                                                      char *whsec, size_t whsec_cap);
+/* Marks a backend active or disabled (a 410 from its URL disables it; deliveries wait until it is active again). */
+NG_MUST_CHECK ng_err ng_tenant_backend_set_active(ng_vault *v, const char *slug, const char *id, int active,
+                                                  int64_t now);
 NG_MUST_CHECK ng_err ng_tenant_backend_list(ng_vault *v, const char *slug, json_t **out);
 
 /* Reads a JSON entry of the vault (NG_ERR_CORRUPT if it is not a JSON object). */

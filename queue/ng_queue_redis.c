@@ -522,8 +522,7 @@ submit_reply(const redisReply *reply, ng_queue_submit *s)
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 || reply->element[0]->type != REDIS_REPLY_INTEGER)
         return NG_ERR_IO;
     switch (reply->element[0]->integer) {
-    case 0:
-        return NG_ERR_EXISTS;
+    case 0: return NG_ERR_EXISTS;
     case 1:
         if (reply->elements != 2 || reply->element[1]->type != REDIS_REPLY_STRING)
             return NG_ERR_IO;
@@ -535,8 +534,7 @@ submit_reply(const redisReply *reply, ng_queue_submit *s)
         return NG_OK;
     case 2:
         /* An empty Lua table comes back as an empty array. */
-        if (reply->elements != 2 || reply->element[1]->type != REDIS_REPLY_ARRAY ||
-            reply->element[1]->elements != s->n)
+        if (reply->elements != 2 || reply->element[1]->type != REDIS_REPLY_ARRAY || reply->element[1]->elements != s->n)
             return NG_ERR_IO;
         for (i = 0; i < s->n; i++) {
             const redisReply *e = reply->element[1]->element[i];
@@ -546,8 +544,7 @@ submit_reply(const redisReply *reply, ng_queue_submit *s)
             memcpy(s->parcels[i].id, e->str, e->len + 1);
         }
         return NG_OK;
-    default:
-        return NG_ERR_IO;
+    default: return NG_ERR_IO;
     }
 }
 
@@ -557,7 +554,7 @@ r_outbox_submit(ng_queue *q, const char *tenant, ng_queue_submit *s)
     struct redis_queue *r = (struct redis_queue *)q;
     size_t i, nkeys = 2 + s->n, argc = 3 + nkeys + 3 + 2 * s->n, *lens = NULL;
     const char **argv = NULL;
-    char (*keys)[KEY_BYTES] = NULL, (*exp)[24] = NULL, count[16], req_exp[24], idem_exp[24];
+    char(*keys)[KEY_BYTES] = NULL, (*exp)[24] = NULL, count[16], req_exp[24], idem_exp[24];
     redisReply *reply = NULL;
     ng_err err = NG_ERR_NOMEM;
 
@@ -598,11 +595,15 @@ r_outbox_submit(ng_queue *q, const char *tenant, ng_queue_submit *s)
         argv[6 + nkeys + 2 * i] = (const char *)s->parcels[i].data;
         argv[7 + nkeys + 2 * i] = exp[i];
     }
+    /* The binary arguments have their lengths; strlen() is only for the text ones. */
     for (i = 0; i < argc; i++)
-        lens[i] = strlen(argv[i]);
+        lens[i] = (size_t)-1;
     lens[5 + nkeys] = s->answer != NULL ? s->answer_len : 0;
     for (i = 0; i < s->n; i++)
         lens[6 + nkeys + 2 * i] = s->parcels[i].len;
+    for (i = 0; i < argc; i++)
+        if (lens[i] == (size_t)-1)
+            lens[i] = strlen(argv[i]);
     err = eval_argv(r, submit_lua, (int)argc, argv, lens, &reply);
     if (err == NG_OK)
         err = submit_reply(reply, s);
@@ -740,9 +741,12 @@ r_inbox_accept(ng_queue *q, const char *tenant, ng_queue_msg *msgs, size_t n)
         argv[4 + n + 2 * i + 1] = (const char *)msgs[i].data;
     }
     for (i = 0; i < argc; i++)
-        lens[i] = strlen(argv[i]);
+        lens[i] = (size_t)-1;
     for (i = 0; i < n; i++)
         lens[4 + n + 2 * i + 1] = msgs[i].len;
+    for (i = 0; i < argc; i++)
+        if (lens[i] == (size_t)-1)
+            lens[i] = strlen(argv[i]);
     err = eval_argv(r, accept_lua, (int)argc, argv, lens, &reply);
     if (err)
         goto out;

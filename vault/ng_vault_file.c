@@ -107,8 +107,8 @@ file_stamp(ng_vault_store *s, uint8_t *out)
     return n == NG_VAULT_STORE_STAMP_BYTES ? NG_OK : NG_ERR_IO;
 }
 
-static const struct ng_vault_store_ops file_ops = {file_begin, file_read, file_write, file_end, file_destroy,
-                                                   file_stamp};
+static const struct ng_vault_store_ops file_ops = {file_begin, file_read,    file_write,
+                                                   file_end,   file_destroy, file_stamp};
 
 ng_err
 ng_vault_store_file(ng_vault_store **out, const char *path)
