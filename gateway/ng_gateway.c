@@ -10,7 +10,9 @@
 #include <sodium.h>
 
 #include "ng_api_backend.h"
+#include "ng_api_admin.h"
 #include "ng_api_peer.h"
+#include "ng_io.h"
 #include "ng_queue_http.h"
 #include "ng_queue_pool.h"
 #include "ng_queue_redis.h"
@@ -41,6 +43,7 @@ struct ng_gateway {
     uint8_t stamp[NG_VAULT_STORE_STAMP_BYTES];
 
     char owner[96];
+    uint8_t *admin_token; /* sodium_malloc, NG_GATEWAY_ADMIN_TOKEN_BYTES */
     void (*on_inbox)(void *ctx);
     void *on_inbox_ctx;
     pthread_t reloader;
@@ -214,6 +217,37 @@ reloader(void *arg)
     }
 }
 
+/* The admin API's bearer token: read from admin.token_file, made there (0600) on the first start. */
+static ng_err
+admin_token(ng_gateway *g, char *err, size_t errlen)
+{
+    uint8_t raw[NG_GATEWAY_ADMIN_TOKEN_BYTES];
+    char hex[2 * NG_GATEWAY_ADMIN_TOKEN_BYTES + 2];
+    ng_err e;
+
+    g->admin_token = sodium_malloc(NG_GATEWAY_ADMIN_TOKEN_BYTES);
+    if (g->admin_token == NULL)
+        return NG_ERR_NOMEM;
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
+    hex[2 * NG_GATEWAY_ADMIN_TOKEN_BYTES] = '\n';
+    e = ng_io_create_excl(g->cfg->admin.token_file, (const uint8_t *)hex, sizeof hex - 1, 0600);
+    sodium_memzero(raw, sizeof raw);
+    sodium_memzero(hex, sizeof hex);
+    if (e == NG_OK || e == NG_ERR_EXISTS)
+        e = ng_io_read_hex_file(g->cfg->admin.token_file, g->admin_token, NG_GATEWAY_ADMIN_TOKEN_BYTES);
+    if (e)
+        snprintf(err, errlen, "admin token %s: %s (64 hex characters expected)", g->cfg->admin.token_file,
+                 ng_strerror(e));
+    return e;
+}
+
+int
+ng_gateway_admin_authorized(const ng_gateway *g, const uint8_t *token, size_t len)
+{
+    return len == NG_GATEWAY_ADMIN_TOKEN_BYTES && sodium_memcmp(token, g->admin_token, len) == 0;
+}
+
 ng_err
 ng_gateway_new(ng_gateway **out, const ng_config *cfg, ng_log *log, ng_vault_store *store,
                const ng_vault_secret *secret, char *err, size_t errlen)
@@ -284,6 +318,11 @@ ng_gateway_new(ng_gateway **out, const ng_config *cfg, ng_log *log, ng_vault_sto
         ng_gateway_free(g);
         return e;
     }
+    e = admin_token(g, err, errlen);
+    if (e) {
+        ng_gateway_free(g);
+        return e;
+    }
     pthread_mutex_lock(&g->vault_lock);
     e = load_directory(g, &g->dir);
     pthread_mutex_unlock(&g->vault_lock);
@@ -316,6 +355,8 @@ ng_gateway_free(ng_gateway *g)
         pthread_join(g->reloader, NULL);
     }
     ng_directory_release(g->dir);
+    if (g->admin_token != NULL)
+        sodium_free(g->admin_token); /* sodium_free wipes */
     ng_queue_pool_free(g->outboxes);
     ng_queue_pool_free(g->queues);
     ng_redis_embed_free(g->embed);
@@ -505,6 +546,13 @@ static const struct route admin_routes[] = {
     {"GET", "/healthz", healthz},
     {"GET", "/readyz", readyz},
     {"GET", "/metrics", metrics},
+    {"GET", "/v1/admin/tenants", ng_api_admin_tenants},
+    {"GET", "/v1/admin/tenants/*", ng_api_admin_tenant},
+    {"GET", "/v1/admin/tenants/*/queue", ng_api_admin_queue},
+    {"GET", "/v1/admin/tenants/*/dead", ng_api_admin_dead},
+    {"POST", "/v1/admin/tenants/*/dead/*/replay", ng_api_admin_replay},
+    {"POST", "/v1/admin/tenants/*/backends/*/enable", ng_api_admin_enable},
+    {"POST", "/v1/admin/tenants/*/backends/*/disable", ng_api_admin_disable},
     {NULL, NULL, NULL},
 };
 

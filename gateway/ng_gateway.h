@@ -93,6 +93,10 @@ const char *ng_gateway_owner(const ng_gateway *g);
 void ng_gateway_on_inbox(ng_gateway *g, void (*fn)(void *ctx), void *ctx);
 void ng_gateway_inbox_changed(ng_gateway *g);
 
+enum { NG_GATEWAY_ADMIN_TOKEN_BYTES = 32 };
+/* 1 if token is the admin token (constant time). */
+int ng_gateway_admin_authorized(const ng_gateway *g, const uint8_t *token, size_t len);
+
 /* Unix time in milliseconds. */
 uint64_t ng_gateway_now_ms(void);
 
