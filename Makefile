@@ -42,9 +42,10 @@ BIN     := $(BUILD)/noisegate
 TESTS   := $(UNIT_SRC:%.c=$(BUILD)/%) $(CLI_SRC:%.c=$(BUILD)/%)
 BENCH   := $(BUILD)/bench/bench_envelope
 QBENCH  := $(BUILD)/bench/bench_queue
+DEMO_BACKEND := $(BUILD)/examples/demo_backend
 
-.PHONY: all test asan tsan bench fuzz install uninstall clean style help
-all: $(BIN) $(LIB)
+.PHONY: all test asan tsan bench fuzz install uninstall clean style help run demo
+all: $(BIN) $(LIB) $(DEMO_BACKEND)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
@@ -58,6 +59,18 @@ $(CORE): $(CORE_OBJ)
 
 $(BIN): $(MAIN_OBJ) $(CORE) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(MAIN_OBJ) $(CORE) $(LIB) $(LDLIBS)
+
+$(DEMO_BACKEND): examples/demo_backend.c $(CORE) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CORE) $(LIB) $(LDLIBS)
+
+# One gateway with the embedded Redis and config/single.json, in the foreground.
+run:
+	scripts/run
+
+# Two gateways, a tenant and a demo backend on each: a message from one backend to the other.
+demo:
+	scripts/demo
 
 $(BUILD)/tests/%: tests/%.c $(CORE) $(LIB)
 	@mkdir -p $(@D)
@@ -128,7 +141,7 @@ uninstall:
 
 # Formatting and the functions we do not use.
 style:
-	clang-format --dry-run --Werror envelope/*.[ch] vault/*.[ch] queue/*.[ch] $(wildcard backend-adapters/*.[ch]) gateway/*.[ch] tests/*/*.[ch] bench/*.c
+	clang-format --dry-run --Werror envelope/*.[ch] vault/*.[ch] queue/*.[ch] $(wildcard backend-adapters/*.[ch]) gateway/*.[ch] tests/*/*.[ch] bench/*.c examples/*.c
 	! grep -nE '\b(strcpy|strcat|sprintf|vsprintf|strtok|atoi|atol|gets|rand)\(' \
 	  envelope/*.[ch] vault/*.[ch] queue/*.[ch] $(wildcard backend-adapters/*.[ch]) gateway/*.[ch]
 
@@ -144,5 +157,7 @@ help:
 	@echo "make fuzz      libFuzzer targets, FUZZ_SECONDS each (default 60)"
 	@echo "make install   PREFIX=$(PREFIX) DESTDIR="
 	@echo "make style     clang-format check and banned functions"
+	@echo "make run       one gateway with the embedded Redis (scripts/run)"
+	@echo "make demo      two gateways and two demo backends exchanging a message (scripts/demo)"
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
