@@ -21,7 +21,7 @@ static const struct {
     {"keygen", ng_cli_keygen},   {"pubkey", ng_cli_pubkey}, {"seal", ng_cli_seal},   {"open", ng_cli_open},
     {"inspect", ng_cli_inspect}, {"config", ng_cli_config}, {"vault", ng_cli_vault}, {"tenant", ng_cli_tenant},
     {"backend", ng_cli_backend}, {"peer", ng_cli_peer},     {"key", ng_cli_key},     {"outbox", ng_cli_outbox},
-    {"serve", ng_cli_serve},
+    {"serve", ng_cli_serve},     {"admin", ng_cli_admin},   {"dead", ng_cli_dead},   {"pair", ng_cli_pair},
 };
 
 int

@@ -26,6 +26,9 @@ int ng_cli_peer(int argc, char **argv);
 int ng_cli_key(int argc, char **argv);
 int ng_cli_outbox(int argc, char **argv);
 int ng_cli_serve(int argc, char **argv);
+int ng_cli_admin(int argc, char **argv);
+int ng_cli_dead(int argc, char **argv);
+int ng_cli_pair(int argc, char **argv);
 
 /* One option of a command: a flag (value NULL) or one taking an argument. */
 typedef struct ng_cli_opt {
