@@ -192,6 +192,25 @@ check_messages(struct job *j, ng_response *res)
     return 0;
 }
 
+/* limits.rate of the tenant, per process; a batch takes as many tokens as it has messages. */
+static int
+rate_limit(struct job *j, ng_response *res)
+{
+    uint32_t after;
+    char s[16];
+
+    if (ng_ratelimit_take(ng_gateway_rates(j->g), j->t->slug, j->t->rate, j->sub.n, j->now, &after))
+        return 0;
+    if (after == 0) {
+        refuse(j, res, 413, "batch_too_large", "this batch is larger than the tenant's rate allows at once");
+        return -1;
+    }
+    snprintf(s, sizeof s, "%u", after);
+    ng_response_header(res, "Retry-After", s);
+    refuse(j, res, 429, "rate_limited", "over the tenant's message rate (limits.rate): retry later");
+    return -1;
+}
+
 /* What the request asks, whatever its form: two requests with one fingerprint store the same messages. */
 static void
 fingerprint(struct job *j)
@@ -482,7 +501,8 @@ ng_api_messages(ng_gateway *g, const ng_request *req, ng_response *res, const ch
         refuse(&j, res, 404, "unknown_tenant", "no such tenant");
         goto out;
     }
-    if (authenticate(&j, res) != 0 || parse(&j, res) != 0 || check_messages(&j, res) != 0 || idempotency(&j, res) != 0)
+    if (authenticate(&j, res) != 0 || parse(&j, res) != 0 || check_messages(&j, res) != 0 ||
+        idempotency(&j, res) != 0 || rate_limit(&j, res) != 0)
         goto out;
     fingerprint(&j);
     if (seal_all(&j, res) != 0)

@@ -33,6 +33,7 @@ struct ng_gateway {
     ng_queue_pool *queues;
     ng_queue_pool *outboxes; /* NULL: outboxes are in Redis */
     ng_ss_cache *cache;
+    ng_ratelimit *rates;
 
     pthread_mutex_t dir_lock;
     ng_directory *dir;
@@ -282,6 +283,8 @@ ng_gateway_new(ng_gateway **out, const ng_config *cfg, ng_log *log, ng_vault_sto
         e = define_metrics(g->metrics);
     if (e == NG_OK)
         e = ng_ss_cache_new(&g->cache, SS_CACHE_ENTRIES);
+    if (e == NG_OK)
+        e = ng_ratelimit_new(&g->rates);
     if (e) {
         snprintf(err, errlen, "setting up: %s", ng_strerror(e));
         ng_gateway_free(g);
@@ -361,6 +364,7 @@ ng_gateway_free(ng_gateway *g)
     ng_queue_pool_free(g->queues);
     ng_redis_embed_free(g->embed);
     ng_ss_cache_free(g->cache);
+    ng_ratelimit_free(g->rates);
     ng_metrics_free(g->metrics);
     pthread_cond_destroy(&g->stop_cond);
     pthread_mutex_destroy(&g->stop_lock);
@@ -421,6 +425,12 @@ ng_ss_cache *
 ng_gateway_cache(ng_gateway *g)
 {
     return g->cache;
+}
+
+ng_ratelimit *
+ng_gateway_rates(ng_gateway *g)
+{
+    return g->rates;
 }
 
 ng_directory *

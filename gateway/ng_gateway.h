@@ -23,6 +23,7 @@
 #include "ng_log.h"
 #include "ng_metrics.h"
 #include "ng_queue.h"
+#include "ng_ratelimit.h"
 #include "ng_receive.h"
 #include "ng_server.h"
 #include "ng_sscache.h"
@@ -64,6 +65,8 @@ ng_log *ng_gateway_log(ng_gateway *g);
 ng_metrics *ng_gateway_metrics(ng_gateway *g);
 /* The ss cache every seal and open shares. */
 ng_ss_cache *ng_gateway_cache(ng_gateway *g);
+/* The tenants' submission rates (limits.rate). */
+ng_ratelimit *ng_gateway_rates(ng_gateway *g);
 /* The current directory, held for the caller: ng_directory_release it. */
 ng_directory *ng_gateway_directory(ng_gateway *g);
 /* Loads the directory from the vault now and swaps it in. */
