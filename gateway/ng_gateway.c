@@ -13,6 +13,7 @@
 #include "ng_api_admin.h"
 #include "ng_api_peer.h"
 #include "ng_io.h"
+#include "ng_pairing.h"
 #include "ng_queue_http.h"
 #include "ng_queue_pool.h"
 #include "ng_queue_redis.h"
@@ -549,6 +550,7 @@ static const struct route public_routes[] = {
     {"POST", "/v1/tenants/*/messages", ng_api_messages},
     {"GET", "/v1/outbox/*", ng_api_outbox},
     {"POST", "/v1/parcels", ng_api_parcels},
+    {"POST", "/v1/pairing/*", ng_pairing_complete},
     {NULL, NULL, NULL},
 };
 
@@ -563,6 +565,7 @@ static const struct route admin_routes[] = {
     {"POST", "/v1/admin/tenants/*/dead/*/replay", ng_api_admin_replay},
     {"POST", "/v1/admin/tenants/*/backends/*/enable", ng_api_admin_enable},
     {"POST", "/v1/admin/tenants/*/backends/*/disable", ng_api_admin_disable},
+    {"POST", "/v1/admin/tenants/*/pairings", ng_pairing_offer},
     {NULL, NULL, NULL},
 };
 

@@ -221,6 +221,32 @@ ng_queue_lease_release(ng_queue *q, const char *tenant, const char *peer, const 
 }
 
 ng_err
+ng_queue_once_put(ng_queue *q, const char *tenant, const uint8_t digest[NG_QUEUE_GUARD_BYTES], const uint8_t *value,
+                  size_t len, uint64_t ttl_ms)
+{
+    if (q == NULL || q->ops->once_put == NULL)
+        return NG_ERR_UNSUPPORTED;
+    if (digest == NULL || (value == NULL && len > 0) || ttl_ms == 0)
+        return NG_ERR_INVALID_ARG;
+    if (len > NG_QUEUE_ONCE_MAX)
+        return NG_ERR_TOO_LARGE;
+    return q->ops->once_put(q, tenant, digest, value != NULL ? value : (const uint8_t *)"", len, ttl_ms);
+}
+
+ng_err
+ng_queue_once_take(ng_queue *q, const char *tenant, const uint8_t digest[NG_QUEUE_GUARD_BYTES], uint8_t **value,
+                   size_t *len)
+{
+    *value = NULL;
+    *len = 0;
+    if (q == NULL || q->ops->once_take == NULL)
+        return NG_ERR_UNSUPPORTED;
+    if (digest == NULL)
+        return NG_ERR_INVALID_ARG;
+    return q->ops->once_take(q, tenant, digest, value, len);
+}
+
+ng_err
 ng_queue_ping(ng_queue *q)
 {
     if (q == NULL || q->ops->ping == NULL)

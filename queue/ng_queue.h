@@ -134,6 +134,11 @@ struct ng_queue_ops {
     ng_err (*lease_take)(ng_queue *q, const char *tenant, const char *peer, const char *owner, uint64_t ttl_ms);
     ng_err (*lease_release)(ng_queue *q, const char *tenant, const char *peer, const char *owner);
 
+    ng_err (*once_put)(ng_queue *q, const char *tenant, const uint8_t digest[NG_QUEUE_GUARD_BYTES],
+                       const uint8_t *value, size_t len, uint64_t ttl_ms);
+    ng_err (*once_take)(ng_queue *q, const char *tenant, const uint8_t digest[NG_QUEUE_GUARD_BYTES], uint8_t **value,
+                        size_t *len);
+
     ng_err (*ping)(ng_queue *q);
     void (*destroy)(ng_queue *q);
 };
@@ -226,6 +231,21 @@ NG_MUST_CHECK ng_err ng_queue_cursor_set(ng_queue *q, const char *tenant, const 
 NG_MUST_CHECK ng_err ng_queue_lease_take(ng_queue *q, const char *tenant, const char *peer, const char *owner,
                                          uint64_t ttl_ms);
 NG_MUST_CHECK ng_err ng_queue_lease_release(ng_queue *q, const char *tenant, const char *peer, const char *owner);
+
+/*
+ * A single-use value store (pairing codes): put keeps value under digest in
+ * tenant's namespace for ttl_ms (> 0), NG_ERR_EXISTS if something is there
+ * already; take returns it and deletes it in one atomic step, so of two
+ * takers only one gets it: NG_ERR_NOT_FOUND if absent, expired or taken.
+ * *value is malloc'd (free it; wipe it first if it is secret). Values are
+ * bytes, up to NG_QUEUE_ONCE_MAX. Redis only (6.2 or newer: GETDEL);
+ * others answer NG_ERR_UNSUPPORTED.
+ */
+enum { NG_QUEUE_ONCE_MAX = 64 * 1024 };
+NG_MUST_CHECK ng_err ng_queue_once_put(ng_queue *q, const char *tenant, const uint8_t digest[NG_QUEUE_GUARD_BYTES],
+                                       const uint8_t *value, size_t len, uint64_t ttl_ms);
+NG_MUST_CHECK ng_err ng_queue_once_take(ng_queue *q, const char *tenant, const uint8_t digest[NG_QUEUE_GUARD_BYTES],
+                                        uint8_t **value, size_t *len);
 
 /* NG_OK if the store answers now (readiness). */
 NG_MUST_CHECK ng_err ng_queue_ping(ng_queue *q);

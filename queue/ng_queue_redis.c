@@ -1159,6 +1159,66 @@ r_lease_release(ng_queue *q, const char *tenant, const char *peer, const char *o
     return eval_found((struct redis_queue *)q, release_lua, &a, 1);
 }
 
+/* ng:{T}:once:<digest hex>, SET NX with a TTL; the value goes as bytes with its length. */
+static ng_err
+r_once_put(ng_queue *q, const char *tenant, const uint8_t digest[NG_QUEUE_GUARD_BYTES], const uint8_t *value,
+           size_t len, uint64_t ttl_ms)
+{
+    char k[KEY_BYTES], ttl[24];
+    struct args a = {.n = 0};
+    redisReply *reply;
+    ng_err err;
+
+    if (!name_ok(tenant))
+        return NG_ERR_INVALID_ARG;
+    hex_key(k, tenant, "once", digest, NG_QUEUE_GUARD_BYTES);
+    snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)ttl_ms);
+    arg(&a, "SET");
+    arg(&a, k);
+    arg_bin(&a, value, len);
+    arg(&a, "NX");
+    arg(&a, "PX");
+    arg(&a, ttl);
+    err = run((struct redis_queue *)q, &a, &reply);
+    if (err == NG_OK && reply->type == REDIS_REPLY_NIL)
+        err = NG_ERR_EXISTS;
+    else if (err == NG_OK && reply->type != REDIS_REPLY_STATUS)
+        err = NG_ERR_IO;
+    freeReplyObject(reply);
+    return err;
+}
+
+/* GETDEL: one command, so two takers can never both get the value. */
+static ng_err
+r_once_take(ng_queue *q, const char *tenant, const uint8_t digest[NG_QUEUE_GUARD_BYTES], uint8_t **value, size_t *len)
+{
+    char k[KEY_BYTES];
+    struct args a = {.n = 0};
+    redisReply *reply;
+    ng_err err;
+
+    if (!name_ok(tenant))
+        return NG_ERR_INVALID_ARG;
+    hex_key(k, tenant, "once", digest, NG_QUEUE_GUARD_BYTES);
+    arg(&a, "GETDEL");
+    arg(&a, k);
+    err = run((struct redis_queue *)q, &a, &reply);
+    if (err)
+        return err;
+    if (reply->type == REDIS_REPLY_NIL) {
+        err = NG_ERR_NOT_FOUND;
+    } else if (reply->type != REDIS_REPLY_STRING) {
+        err = NG_ERR_IO;
+    } else if ((*value = malloc(reply->len > 0 ? reply->len : 1)) == NULL) {
+        err = NG_ERR_NOMEM;
+    } else {
+        memcpy(*value, reply->str, reply->len);
+        *len = reply->len;
+    }
+    freeReplyObject(reply);
+    return err;
+}
+
 static ng_err
 r_ping(ng_queue *q)
 {
@@ -1201,6 +1261,8 @@ static const struct ng_queue_ops redis_ops = {
     .cursor_set = r_cursor_set,
     .lease_take = r_lease_take,
     .lease_release = r_lease_release,
+    .once_put = r_once_put,
+    .once_take = r_once_take,
     .ping = r_ping,
     .destroy = r_destroy,
 };

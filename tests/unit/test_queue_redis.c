@@ -18,6 +18,7 @@
 #include <sodium.h>
 
 #include "ng_queue.h"
+#include "ng_queue_http.h"
 #include "ng_queue_redis.h"
 #include "redis_server.h"
 
@@ -627,6 +628,74 @@ test_submit(void **state)
     assert_int_equal(ng_queue_outbox_submit(q, "acme", &s), NG_ERR_INVALID_ARG);
 }
 
+/*
+ * The single-use store: a value is taken once, whoever asks first; a second
+ * put under the same digest is refused; an expired value is gone; tenants
+ * have their own namespaces; binary values keep their NULs.
+ */
+static void
+test_once(void **state)
+{
+    const uint8_t value[] = {'v', 0, 'a', 0, 0, 'l', 0xff};
+    uint8_t d[NG_QUEUE_GUARD_BYTES], d2[NG_QUEUE_GUARD_BYTES], *got;
+    char hex[2 * NG_QUEUE_GUARD_BYTES + 1], name[128];
+    redisContext *c;
+    redisReply *r;
+    ng_queue *http;
+    size_t len;
+
+    (void)state;
+    memset(d, 0x5a, sizeof d);
+    memset(d2, 0xa5, sizeof d2);
+    assert_int_equal(ng_queue_once_put(q, "pairing", d, value, sizeof value, 60000), NG_OK);
+    assert_int_equal(ng_queue_once_put(q, "pairing", d, (const uint8_t *)"other", 5, 60000), NG_ERR_EXISTS);
+    /* The key is ng:{T}:once:<hex>, with the TTL asked for. */
+    sodium_bin2hex(hex, sizeof hex, d, sizeof d);
+    snprintf(name, sizeof name, "ng:{pairing}:once:%s", hex);
+    c = redisConnectUnix(redis.sock);
+    assert_true(c != NULL && !c->err);
+    r = redisCommand(c, "PTTL %s", name);
+    assert_true(r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer > 55000 && r->integer <= 60000);
+    freeReplyObject(r);
+    /* Another tenant's namespace does not have it. */
+    assert_int_equal(ng_queue_once_take(q, "acme", d, &got, &len), NG_ERR_NOT_FOUND);
+    assert_null(got);
+    assert_int_equal(len, 0);
+    /* Taken once, with its bytes and length, then gone. */
+    assert_int_equal(ng_queue_once_take(q, "pairing", d, &got, &len), NG_OK);
+    assert_int_equal(len, sizeof value);
+    assert_memory_equal(got, value, sizeof value);
+    free(got);
+    assert_int_equal(ng_queue_once_take(q, "pairing", d, &got, &len), NG_ERR_NOT_FOUND);
+    assert_null(got);
+    r = redisCommand(c, "EXISTS %s", name);
+    assert_true(r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 0);
+    freeReplyObject(r);
+    redisFree(c);
+    /* Taken, the digest may be used again. An empty value is a value. */
+    assert_int_equal(ng_queue_once_put(q, "pairing", d, NULL, 0, 60000), NG_OK);
+    assert_int_equal(ng_queue_once_take(q, "pairing", d, &got, &len), NG_OK);
+    assert_int_equal(len, 0);
+    free(got);
+
+    /* Expired: not found, although nobody took it. */
+    assert_int_equal(ng_queue_once_put(q, "pairing", d2, value, sizeof value, 100), NG_OK);
+    sleep_ms(250);
+    assert_int_equal(ng_queue_once_take(q, "pairing", d2, &got, &len), NG_ERR_NOT_FOUND);
+    assert_null(got);
+
+    /* Bad arguments; HTTP storage has no such store. */
+    assert_int_equal(ng_queue_once_put(q, "Bad Tenant", d, value, sizeof value, 1000), NG_ERR_INVALID_ARG);
+    assert_int_equal(ng_queue_once_put(q, "pairing", d, value, sizeof value, 0), NG_ERR_INVALID_ARG);
+    assert_int_equal(ng_queue_once_put(q, "pairing", d, NULL, 1, 1000), NG_ERR_INVALID_ARG);
+    assert_int_equal(ng_queue_once_put(q, "pairing", d, value, NG_QUEUE_ONCE_MAX + 1, 1000), NG_ERR_TOO_LARGE);
+    assert_int_equal(ng_queue_once_take(q, "Bad Tenant", d, &got, &len), NG_ERR_INVALID_ARG);
+    assert_int_equal(ng_queue_http_new(&http, "http://127.0.0.1:9/dav", 1000), NG_OK);
+    assert_int_equal(ng_queue_once_put(http, "pairing", d, value, sizeof value, 1000), NG_ERR_UNSUPPORTED);
+    assert_int_equal(ng_queue_once_take(http, "pairing", d, &got, &len), NG_ERR_UNSUPPORTED);
+    ng_queue_free(http);
+}
+
 static int
 start(void **state)
 {
@@ -653,6 +722,7 @@ main(void)
         T(test_ack_many),
         T(test_accept_many),
         T(test_submit),
+        T(test_once),
         T(test_replay_window),
         T(test_retry_dead_letter_replay),
         T(test_pending_survive),
