@@ -91,7 +91,8 @@ ng_cli_serve(int argc, char **argv)
     }
     /* The admin listener: a unix socket by default, TCP only if configured. */
     o.handler = ng_gateway_admin;
-    o.threads = 1;
+    /* A pairing offer waits on the backend: the other admin requests must not wait behind it. */
+    o.threads = 4;
     if (c.cfg.admin.socket[0] != '\0') {
         o.address = NULL;
         o.unix_path = c.cfg.admin.socket;

@@ -56,7 +56,7 @@ enum { NG_ROUTE_MAX_PARAMS = 2, NG_ROUTE_PARAM_BYTES = 128 };
 /*
  * A route's handler. params are the path's "*" segments in order, each
  * non-empty, without '/', at most NG_ROUTE_PARAM_BYTES - 1 bytes (a longer
- * one does not match the route), percent-escapes left as they came.
+ * one does not match the route), percent-escapes already decoded by libmicrohttpd.
  */
 typedef void ng_route_fn(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params);
 

@@ -107,15 +107,40 @@ response_free(ng_response *res)
     memset(res, 0, sizeof *res);
 }
 
+/* Answers may carry secrets (a whsec_ made by pairing): wiped before the heap reuses them. */
+struct wipe {
+    void *p;
+    size_t len;
+};
+
+static void
+wipe_free(void *cls)
+{
+    struct wipe *w = cls;
+
+    sodium_memzero(w->p, w->len);
+    free(w->p);
+    free(w);
+}
+
 static enum MHD_Result
 respond(struct ng_server *s, struct MHD_Connection *conn, const struct pending *p, ng_response *res)
 {
     struct MHD_Response *r;
+    struct wipe *w;
     enum MHD_Result rc;
     int i;
 
-    r = MHD_create_response_from_buffer(res->len, res->body, MHD_RESPMEM_MUST_FREE);
+    w = malloc(sizeof *w);
+    if (w == NULL) {
+        response_free(res);
+        return MHD_NO;
+    }
+    w->p = res->body;
+    w->len = res->len;
+    r = MHD_create_response_from_buffer_with_free_callback_cls(res->len, res->body, wipe_free, w);
     if (r == NULL) {
+        free(w);
         response_free(res);
         return MHD_NO;
     }

@@ -1056,7 +1056,40 @@ test_offer_not_accepted(void **state)
     assert_int_equal(sink_count(), before + 1);
 }
 
-/* ==== 8. no delivery.allow_private: offers to loopback are refused before connecting ==== */
+/* ==== 8. the operator's shorthand: noisegate pair TENANT URL ==== */
+
+static void
+test_cli_pair(void **state)
+{
+    char whpk[WHPK_BYTES], digest[65];
+    size_t before = sink_count();
+    result res;
+    json_t *out;
+    bkey k;
+    reply r;
+
+    (void)state;
+    res = ng(NULL, ARGS("pair", "carol", sink_url("127.0.0.1"), "--config", cfg));
+    EXPECT_EXIT(res, 0);
+    out = kept(json_loadb(text_of(res.out), res.out->len, 0, NULL));
+    if (out == NULL)
+        fail_msg("noisegate pair printed no JSON: %s", text_of(res.out));
+    assert_true(is_lower_hex(jstr(out, "code"), CODE_HEX));
+    remember_secret(jstr(out, "code"));
+    assert_int_equal(json_integer_value(json_object_get(out, "offer_status")), 200);
+    assert_int_equal(sink_count(), before + 1);
+    gateway_key("carol", whpk, digest);
+    bkey_new(&k);
+    r = complete(jstr(out, "code"), k.whpk, digest);
+    EXPECT_REPLY(r, 201, NULL);
+    remember_secret(jstr(r.json, "whsec"));
+    /* A refusal exits 1, with the gateway's answer. */
+    res = ng(NULL, ARGS("pair", "nobody", sink_url("127.0.0.1"), "--config", cfg));
+    EXPECT_EXIT(res, 1);
+    assert_non_null(strstr(text_of(res.out), "not_found"));
+}
+
+/* ==== 9. no delivery.allow_private: offers to loopback are refused before connecting ==== */
 
 static void
 test_blocked_address(void **state)
@@ -1115,6 +1148,7 @@ main(void)
         cmocka_unit_test_teardown(test_unknown_codes, test_teardown),
         cmocka_unit_test_teardown(test_bad_bodies, test_teardown),
         cmocka_unit_test_teardown(test_offer_not_accepted, test_teardown),
+        cmocka_unit_test_teardown(test_cli_pair, test_teardown),
         cmocka_unit_test_teardown(test_blocked_address, test_teardown),
     };
     const char *b = getenv("NG_BIN");
