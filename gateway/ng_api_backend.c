@@ -44,7 +44,10 @@ refuse(struct job *j, ng_response *res, int status, const char *code, const char
     ng_response_error(res, status, code, message);
 }
 
-/* Which active backend signed the request; one that verifies is enough. */
+/*
+ * Which backend signed the request; one that verifies is enough. A disabled
+ * backend (a 410 from its URL) still submits: only deliveries to it stop.
+ */
 static int
 authenticate(struct job *j, ng_response *res)
 {
@@ -64,8 +67,6 @@ authenticate(struct job *j, ng_response *res)
         const ng_dir_backend *b = &j->t->backends[i];
         ng_webhook_keys k = {b->whsec, b->whsec_len, b->whsec_prev, b->whsec_prev_len, b->has_pk ? b->pk : NULL};
 
-        if (!b->active)
-            continue;
         err = ng_webhook_verify(&k, id, ts, sig, j->req->body, j->req->body_len, (int64_t)(j->now / 1000),
                                 cfg->webhooks.tolerance_s);
         if (err != NG_ERR_AUTH)
@@ -86,7 +87,7 @@ authenticate(struct job *j, ng_response *res)
     else if (err == NG_ERR_MALFORMED)
         refuse(j, res, 401, "bad_signature_headers", "webhook-id, webhook-timestamp or webhook-signature do not parse");
     else
-        refuse(j, res, 401, "bad_signature", "no active backend of this tenant signed this request");
+        refuse(j, res, 401, "bad_signature", "no backend of this tenant signed this request");
     return -1;
 }
 

@@ -2,12 +2,10 @@
  * ng_api_backend.h: the backend API, on the public listener.
  *
  *   POST /v1/tenants/{tenant}/messages
- *     Signed by one of the tenant's active backends in Standard Webhooks
- *     form (webhook-id, webhook-timestamp, webhook-signature: v1 HMAC with
- *     its whsec_ secret, or v1a Ed25519 with its key), the timestamp within
- *     webhooks.tolerance_s of ours, the webhook-id never used before by
- *     this tenant's backends while it could still verify.
- *     Body: one message or a batch (JSON), or CloudEvents binary mode; see
+ *     Signed by one of the tenant's backends (a disabled one too: a 410 stops deliveries, not submissions) in Standard
+ * Webhooks form (webhook-id, webhook-timestamp, webhook-signature: v1 HMAC with its whsec_ secret, or v1a Ed25519 with
+ * its key), the timestamp within webhooks.tolerance_s of ours, the webhook-id never used before by this tenant's
+ * backends while it could still verify. Body: one message or a batch (JSON), or CloudEvents binary mode; see
  *     ng_submit.h. Each message is sealed to the newest key of the named
  *     peer, with the pattern asked for or the first the peer accepts (and
  *     the peer's psk for the psk forms), and all are appended to the

@@ -16,8 +16,8 @@
 enum {
     FETCH_MAX = NG_QUEUE_ACCEPT_MAX, /* parcels per request: what one inbox step takes */
     DRAIN_ROUNDS = 16,               /* full batches read in a row before others get their turn */
-    LEASE_MS = 30000, /* one poll's worth: renewed each round, released after; a crash frees it in this long */
-    MAX_STORES = 64,  /* HTTP storage handles kept, one per outbox URL */
+    LEASE_EXTRA_MS = 5000,           /* beyond two fetch timeouts: renewed each round, released after a poll */
+    MAX_STORES = 64,                 /* HTTP storage handles kept, one per outbox URL */
     CURSOR_NAME = 33,
 };
 
@@ -261,9 +261,15 @@ fetch_gateway(ng_poller *p, const ng_dir_peer *peer, const uint8_t kid[NG_KEY_ID
     curl_slist_free_all(hdrs); /* curl keeps no copy of the token past the transfer */
     if (rc == CURLE_OK)
         curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, &status);
-    if (rc != CURLE_OK || status >= 500)
+    if (rc != CURLE_OK || status >= 500) {
+        char st[24];
+
+        /* Said here, because the caller's "unavailable" would read as our own store. */
+        snprintf(st, sizeof st, "%ld", status);
+        ng_log_event(ng_gateway_log(p->g), NG_LOG_DEBUG, "peer outbox did not answer", "peer", peer->name, "status", st,
+                     "error", rc != CURLE_OK ? curl_easy_strerror(rc) : "server error", NULL);
         err = NG_ERR_UNAVAILABLE;
-    else if (status != 200)
+    } else if (status != 200)
         err = NG_ERR_AUTH; /* 401, 404: the operator must look; logged by the caller */
     else
         err = parse_listing(&b, out);
@@ -393,6 +399,8 @@ poll_pair(ng_poller *p, ng_directory *d, const ng_dir_tenant *t, const ng_dir_pe
     const ng_config *cfg = ng_gateway_config(p->g);
     size_t limit = cfg->poll.batch < FETCH_MAX ? (size_t)cfg->poll.batch : FETCH_MAX, k, round;
     uint64_t max = (uint64_t)cfg->poll.max_interval_ms, min = (uint64_t)cfg->poll.interval_ms;
+    /* One round (a fetch and an accept) at most; what a crash leaves behind frees itself this soon. */
+    uint64_t lease_ms = 2u * (uint64_t)cfg->outbox.http_timeout_ms + LEASE_EXTRA_MS;
     int got = 0;
     ng_queue *q;
     ng_err err;
@@ -406,7 +414,7 @@ poll_pair(ng_poller *p, ng_directory *d, const ng_dir_tenant *t, const ng_dir_pe
         st->next_ms = mono_ms() + max;
         return;
     }
-    err = ng_queue_lease_take(q, t->slug, peer->name, ng_gateway_owner(p->g), LEASE_MS);
+    err = ng_queue_lease_take(q, t->slug, peer->name, ng_gateway_owner(p->g), lease_ms);
     if (err == NG_ERR_CONFLICT) { /* another gateway polls this one */
         ng_gateway_queue_give(p->g, q);
         st->next_ms = mono_ms() + max;
@@ -420,7 +428,7 @@ poll_pair(ng_poller *p, ng_directory *d, const ng_dir_tenant *t, const ng_dir_pe
             ng_queue_batch b;
 
             if (round > 0)
-                err = ng_queue_lease_take(q, t->slug, peer->name, ng_gateway_owner(p->g), LEASE_MS);
+                err = ng_queue_lease_take(q, t->slug, peer->name, ng_gateway_owner(p->g), lease_ms);
             if (err == NG_OK)
                 err = ng_queue_cursor_get(q, t->slug, cname, cursor);
             if (err == NG_OK)
@@ -439,7 +447,10 @@ poll_pair(ng_poller *p, ng_directory *d, const ng_dir_tenant *t, const ng_dir_pe
     ng_gateway_queue_give(p->g, q);
     if (err && !st->failing)
         ng_log_event(ng_gateway_log(p->g), NG_LOG_WARN, "polling a peer failed; backing off", "tenant", t->slug, "peer",
-                     peer->name, "error", ng_strerror(err), NULL);
+                     peer->name, "outbox", peer->outbox, "error",
+                     err == NG_ERR_UNAVAILABLE ? "the peer's outbox or our store did not answer (debug log says which)"
+                                               : ng_strerror(err),
+                     NULL);
     else if (!err && st->failing)
         ng_log_event(ng_gateway_log(p->g), NG_LOG_INFO, "polling a peer works again", "tenant", t->slug, "peer",
                      peer->name, NULL);
