@@ -556,39 +556,95 @@ out:
 /* ------------------------------------------------------------------ */
 /* libcurl callbacks                                                   */
 
-static curl_socket_t
-open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+/* The address curl is about to connect to, as bytes in ss (NULL if not IPv4 or IPv6). */
+static const void *
+sock_raw(const struct curl_sockaddr *a, struct sockaddr_storage *ss)
 {
-    struct job *j = clientp;
-    struct sockaddr_storage ss;
-    const void *raw = NULL;
-    struct ip ip;
+    if (a->addrlen > sizeof *ss)
+        return NULL;
+    memset(ss, 0, sizeof *ss);
+    memcpy(ss, &a->addr, a->addrlen);
+    if (a->family == AF_INET && a->addrlen >= sizeof(struct sockaddr_in))
+        return &((struct sockaddr_in *)ss)->sin_addr;
+    if (a->family == AF_INET6 && a->addrlen >= sizeof(struct sockaddr_in6))
+        return &((struct sockaddr_in6 *)ss)->sin6_addr;
+    return NULL;
+}
 
-    if (purpose != CURLSOCKTYPE_IPCXN || a->addrlen > sizeof ss)
-        return CURL_SOCKET_BAD;
-    memset(&ss, 0, sizeof ss);
-    memset(&ip, 0, sizeof ip);
-    memcpy(&ss, &a->addr, a->addrlen);
-    if (a->family == AF_INET && a->addrlen >= sizeof(struct sockaddr_in)) {
-        raw = &((struct sockaddr_in *)&ss)->sin_addr;
-        ip.v4 = 1;
-        memcpy(ip.a, raw, 4);
-    } else if (a->family == AF_INET6 && a->addrlen >= sizeof(struct sockaddr_in6)) {
-        raw = &((struct sockaddr_in6 *)&ss)->sin6_addr;
-        ip_from_v6(&ip, raw);
-    }
-    if (raw == NULL || blocked(j->d, &ip)) {
-        j->refused++;
-        if (raw == NULL || inet_ntop(a->family, raw, j->refused_addr, sizeof j->refused_addr) == NULL)
-            snprintf(j->refused_addr, sizeof j->refused_addr, "of family %d", a->family);
-        return CURL_SOCKET_BAD;
-    }
-    j->opened++;
+static curl_socket_t
+open_allowed(const struct curl_sockaddr *a)
+{
 #ifdef SOCK_CLOEXEC
     return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 #else
     return socket(a->family, a->socktype, a->protocol);
 #endif
+}
+
+static void
+note_refused(char *out, size_t cap, int family, const void *raw)
+{
+    if (raw == NULL || inet_ntop(family, raw, out, (socklen_t)cap) == NULL)
+        snprintf(out, cap, "of family %d", family);
+}
+
+static curl_socket_t
+open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    struct job *j = clientp;
+    struct sockaddr_storage ss;
+    const void *raw = purpose == CURLSOCKTYPE_IPCXN ? sock_raw(a, &ss) : NULL;
+    struct ip ip;
+
+    memset(&ip, 0, sizeof ip);
+    if (raw != NULL && a->family == AF_INET) {
+        ip.v4 = 1;
+        memcpy(ip.a, raw, 4);
+    } else if (raw != NULL) {
+        ip_from_v6(&ip, raw);
+    }
+    if (raw == NULL || blocked(j->d, &ip)) {
+        j->refused++;
+        note_refused(j->refused_addr, sizeof j->refused_addr, a->family, raw);
+        return CURL_SOCKET_BAD;
+    }
+    j->opened++;
+    return open_allowed(a);
+}
+
+static curl_socket_t
+guard_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    ng_deliver_guard *g = clientp;
+    struct sockaddr_storage ss;
+    const void *raw = purpose == CURLSOCKTYPE_IPCXN ? sock_raw(a, &ss) : NULL;
+    char text[INET6_ADDRSTRLEN] = "";
+
+    if (raw == NULL || inet_ntop(a->family, raw, text, sizeof text) == NULL ||
+        ng_deliver_address_blocked(text, g->allow, g->allow_len)) {
+        g->refused = 1;
+        note_refused(g->refused_addr, sizeof g->refused_addr, a->family, raw);
+        return CURL_SOCKET_BAD;
+    }
+    return open_allowed(a);
+}
+
+int
+ng_deliver_guard_install(void *curl, ng_deliver_guard *g)
+{
+    CURLcode rc = curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+
+    g->refused = 0;
+    g->refused_addr[0] = '\0';
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+    if (rc == CURLE_OK) /* the environment's proxy would connect where the check never looks */
+        rc = curl_easy_setopt(curl, CURLOPT_PROXY, "");
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION, guard_socket);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, g);
+    return (int)rc;
 }
 
 /* Read so that the connection can be reused, and dropped; a backend that talks on is cut off. */

@@ -170,4 +170,20 @@ int64_t ng_deliver_backoff_ms(const int *schedule_s, size_t n, uint32_t attempt,
  */
 int ng_deliver_address_blocked(const char *addr, const char *const *allow, size_t allow_len);
 
+/* The address check for a request of one's own to a backend (a pairing offer). */
+typedef struct ng_deliver_guard {
+    const char *const *allow; /* as ng_deliver_address_blocked */
+    size_t allow_len;
+    int refused;           /* out: an address was refused */
+    char refused_addr[64]; /* out: which, for the log */
+} ng_deliver_guard;
+
+/*
+ * Sets on a libcurl easy handle (CURL *) what every request to a backend
+ * needs: http and https only, no redirects, no proxy from the environment,
+ * and ng_deliver_address_blocked at connect time, after DNS. g must outlive
+ * the transfer. CURLE_OK (0) or the CURLcode of the option that failed.
+ */
+int ng_deliver_guard_install(void *curl, ng_deliver_guard *g);
+
 #endif

@@ -2,7 +2,8 @@
  * ng_api_admin.h: the admin API, on the admin listener only (a unix socket
  * by default). Every /v1/admin route wants
  * "Authorization: Bearer <the hex token in admin.token_file>", made on the
- * gateway's first start (mode 0600).
+ * gateway's first start (mode 0600); the dispatcher checks it before any
+ * handler runs.
  *
  *   GET  /v1/admin/tenants                               every tenant, summarised
  *   GET  /v1/admin/tenants/{t}                           one tenant: keys, backends, peers (public parts)

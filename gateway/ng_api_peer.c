@@ -33,20 +33,6 @@ parse_limit(const char *s, size_t *out)
     return 0;
 }
 
-/* "Bearer <64 hex>" into token; the comparison that matters is the directory's, in constant time. */
-static int
-bearer(const ng_request *req, uint8_t token[TOKEN_BYTES])
-{
-    const char *h = ng_request_header(req, "Authorization");
-
-    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
-        return -1;
-    h += 7;
-    if (strlen(h) != 2 * TOKEN_BYTES)
-        return -1;
-    return ng_hex_decode(token, TOKEN_BYTES, h, 2 * TOKEN_BYTES) == NG_OK ? 0 : -1;
-}
-
 static void
 store_error(ng_response *res, ng_err err)
 {
@@ -113,7 +99,7 @@ ng_api_outbox(ng_gateway *g, const ng_request *req, ng_response *res, const char
         ng_response_error(res, 400, "bad_cursor", "after: not a cursor this outbox gave");
         return;
     }
-    if (bearer(req, token) != 0) {
+    if (ng_request_bearer(req, token, sizeof token) != 0) {
         ng_response_header(res, "WWW-Authenticate", "Bearer");
         ng_response_error(res, 401, "unauthorized", "expected Authorization: Bearer <read token, 64 hex characters>");
         return;

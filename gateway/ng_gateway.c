@@ -244,10 +244,16 @@ admin_token(ng_gateway *g, char *err, size_t errlen)
     return e;
 }
 
-int
-ng_gateway_admin_authorized(const ng_gateway *g, const uint8_t *token, size_t len)
+/* The admin routes' bearer token, compared in constant time. */
+static int
+admin_token_ok(const ng_gateway *g, const ng_request *req)
 {
-    return len == NG_GATEWAY_ADMIN_TOKEN_BYTES && sodium_memcmp(token, g->admin_token, len) == 0;
+    uint8_t token[NG_GATEWAY_ADMIN_TOKEN_BYTES];
+    int ok =
+        ng_request_bearer(req, token, sizeof token) == 0 && sodium_memcmp(token, g->admin_token, sizeof token) == 0;
+
+    sodium_memzero(token, sizeof token);
+    return ok;
 }
 
 ng_err
@@ -541,32 +547,33 @@ metrics(ng_gateway *g, const ng_request *req, ng_response *res, const char *cons
 struct route {
     const char *method, *path;
     ng_route_fn *fn;
+    int token; /* wants the admin token */
 };
 
 static const struct route public_routes[] = {
-    {"GET", "/healthz", healthz},
-    {"GET", "/readyz", readyz},
-    {"GET", "/metrics", metrics},
-    {"POST", "/v1/tenants/*/messages", ng_api_messages},
-    {"GET", "/v1/outbox/*", ng_api_outbox},
-    {"POST", "/v1/parcels", ng_api_parcels},
-    {"POST", "/v1/pairing/*", ng_pairing_complete},
-    {NULL, NULL, NULL},
+    {"GET", "/healthz", healthz, 0},
+    {"GET", "/readyz", readyz, 0},
+    {"GET", "/metrics", metrics, 0},
+    {"POST", "/v1/tenants/*/messages", ng_api_messages, 0},
+    {"GET", "/v1/outbox/*", ng_api_outbox, 0},
+    {"POST", "/v1/parcels", ng_api_parcels, 0},
+    {"POST", "/v1/pairing/*", ng_pairing_complete, 0},
+    {NULL, NULL, NULL, 0},
 };
 
 static const struct route admin_routes[] = {
-    {"GET", "/healthz", healthz},
-    {"GET", "/readyz", readyz},
-    {"GET", "/metrics", metrics},
-    {"GET", "/v1/admin/tenants", ng_api_admin_tenants},
-    {"GET", "/v1/admin/tenants/*", ng_api_admin_tenant},
-    {"GET", "/v1/admin/tenants/*/queue", ng_api_admin_queue},
-    {"GET", "/v1/admin/tenants/*/dead", ng_api_admin_dead},
-    {"POST", "/v1/admin/tenants/*/dead/*/replay", ng_api_admin_replay},
-    {"POST", "/v1/admin/tenants/*/backends/*/enable", ng_api_admin_enable},
-    {"POST", "/v1/admin/tenants/*/backends/*/disable", ng_api_admin_disable},
-    {"POST", "/v1/admin/tenants/*/pairings", ng_pairing_offer},
-    {NULL, NULL, NULL},
+    {"GET", "/healthz", healthz, 0},
+    {"GET", "/readyz", readyz, 0},
+    {"GET", "/metrics", metrics, 0},
+    {"GET", "/v1/admin/tenants", ng_api_admin_tenants, 1},
+    {"GET", "/v1/admin/tenants/*", ng_api_admin_tenant, 1},
+    {"GET", "/v1/admin/tenants/*/queue", ng_api_admin_queue, 1},
+    {"GET", "/v1/admin/tenants/*/dead", ng_api_admin_dead, 1},
+    {"POST", "/v1/admin/tenants/*/dead/*/replay", ng_api_admin_replay, 1},
+    {"POST", "/v1/admin/tenants/*/backends/*/enable", ng_api_admin_enable, 1},
+    {"POST", "/v1/admin/tenants/*/backends/*/disable", ng_api_admin_disable, 1},
+    {"POST", "/v1/admin/tenants/*/pairings", ng_pairing_offer, 1},
+    {NULL, NULL, NULL, 0},
 };
 
 /* Matches path against a pattern whose "*" segments capture into params. */
@@ -616,7 +623,10 @@ dispatch(ng_gateway *g, const char *listener, const struct route *routes, const 
         if (strcmp(r->method, req->method) == 0)
             hit = r;
     }
-    if (req->too_large)
+    if (hit != NULL && hit->token && !admin_token_ok(g, req)) {
+        ng_response_header(res, "WWW-Authenticate", "Bearer");
+        ng_response_error(res, 401, "unauthorized", "expected Authorization: Bearer <the token in admin.token_file>");
+    } else if (req->too_large)
         ng_response_error(res, 413, "too_large", "request body over the configured limit (listen.max_body)");
     else if (hit != NULL)
         hit->fn(g, req, res, argv);

@@ -96,9 +96,8 @@ const char *ng_gateway_owner(const ng_gateway *g);
 void ng_gateway_on_inbox(ng_gateway *g, void (*fn)(void *ctx), void *ctx);
 void ng_gateway_inbox_changed(ng_gateway *g);
 
+/* Admin routes (the ones under /v1/admin) are answered only with this bearer token; dispatch checks it. */
 enum { NG_GATEWAY_ADMIN_TOKEN_BYTES = 32 };
-/* 1 if token is the admin token (constant time). */
-int ng_gateway_admin_authorized(const ng_gateway *g, const uint8_t *token, size_t len);
 
 /* Unix time in milliseconds. */
 uint64_t ng_gateway_now_ms(void);

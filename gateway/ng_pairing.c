@@ -35,24 +35,6 @@ static const char code_context[] = "noisegate-pairing-v1";
 
 /* ---- common ---- */
 
-static int
-authorized(ng_gateway *g, const ng_request *req, ng_response *res)
-{
-    const char *h = ng_request_header(req, "Authorization");
-    uint8_t token[NG_GATEWAY_ADMIN_TOKEN_BYTES];
-    int ok = 0;
-
-    if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0 && strlen(h + 7) == 2 * sizeof token &&
-        ng_hex_decode(token, sizeof token, h + 7, 2 * sizeof token) == NG_OK)
-        ok = ng_gateway_admin_authorized(g, token, sizeof token);
-    sodium_memzero(token, sizeof token);
-    if (!ok) {
-        ng_response_header(res, "WWW-Authenticate", "Bearer");
-        ng_response_error(res, 401, "unauthorized", "expected Authorization: Bearer <the token in admin.token_file>");
-    }
-    return ok;
-}
-
 static void
 store_error(ng_response *res, ng_err err)
 {
@@ -171,45 +153,9 @@ whpk_of(char out[WHPK_BYTES], const uint8_t pk[NG_WEBHOOK_PK_BYTES])
 /* ---- the offer ---- */
 
 struct offer_io {
-    const ng_config *cfg;
     size_t read;
-    int refused;
-    char refused_addr[INET6_ADDRSTRLEN + 24];
+    ng_deliver_guard guard; /* the same address rule as webhook deliveries */
 };
-
-/* The SSRF guard, after DNS: the same rule as webhook deliveries (ng_deliver.h). */
-static curl_socket_t
-open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
-{
-    struct offer_io *io = clientp;
-    struct sockaddr_storage ss;
-    char text[INET6_ADDRSTRLEN] = "";
-    const void *raw = NULL;
-
-    if (purpose != CURLSOCKTYPE_IPCXN || a->addrlen > sizeof ss)
-        return CURL_SOCKET_BAD;
-    memset(&ss, 0, sizeof ss);
-    memcpy(&ss, &a->addr, a->addrlen);
-    if (a->family == AF_INET && a->addrlen >= sizeof(struct sockaddr_in))
-        raw = &((struct sockaddr_in *)&ss)->sin_addr;
-    else if (a->family == AF_INET6 && a->addrlen >= sizeof(struct sockaddr_in6))
-        raw = &((struct sockaddr_in6 *)&ss)->sin6_addr;
-    if (raw == NULL || inet_ntop(a->family, raw, text, sizeof text) == NULL ||
-        ng_deliver_address_blocked(text, (const char *const *)io->cfg->delivery.allow_private,
-                                   io->cfg->delivery.allow_private_len)) {
-        io->refused = 1;
-        if (text[0] != '\0')
-            snprintf(io->refused_addr, sizeof io->refused_addr, "%s", text);
-        else
-            snprintf(io->refused_addr, sizeof io->refused_addr, "of family %d", a->family);
-        return CURL_SOCKET_BAD;
-    }
-#ifdef SOCK_CLOEXEC
-    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-#else
-    return socket(a->family, a->socktype, a->protocol);
-#endif
-}
 
 /* The backend's answer is read and dropped; one that talks on is cut off. */
 static size_t
@@ -248,7 +194,6 @@ post_offer(const ng_config *cfg, const char *url, const char *body, char why[WHY
     CURL *c;
 
     memset(&io, 0, sizeof io);
-    io.cfg = cfg;
     why[0] = '\0';
     c = curl_easy_init();
     if (c == NULL) {
@@ -260,11 +205,11 @@ post_offer(const ng_config *cfg, const char *url, const char *body, char why[WHY
     next = h != NULL ? curl_slist_append(h, "Expect:") : NULL;
     if (next == NULL)
         rc = CURLE_OUT_OF_MEMORY;
+    io.guard.allow = (const char *const *)cfg->delivery.allow_private;
+    io.guard.allow_len = cfg->delivery.allow_private_len;
+    if (rc == CURLE_OK)
+        rc = (CURLcode)ng_deliver_guard_install(c, &io.guard);
     SET(CURLOPT_URL, url);
-    SET(CURLOPT_PROTOCOLS_STR, "http,https");
-    SET(CURLOPT_FOLLOWLOCATION, 0L);
-    /* The environment's http_proxy would connect somewhere the guard never sees. */
-    SET(CURLOPT_PROXY, "");
     SET(CURLOPT_NOSIGNAL, 1L);
     SET(CURLOPT_TIMEOUT_MS, (long)cfg->delivery.timeout_ms);
     SET(CURLOPT_USERAGENT, "noisegate/0.1");
@@ -272,16 +217,14 @@ post_offer(const ng_config *cfg, const char *url, const char *body, char why[WHY
     SET(CURLOPT_POSTFIELDS, body);
     SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
     SET(CURLOPT_HTTPHEADER, h);
-    SET(CURLOPT_OPENSOCKETFUNCTION, open_socket);
-    SET(CURLOPT_OPENSOCKETDATA, &io);
     SET(CURLOPT_WRITEFUNCTION, discard);
     SET(CURLOPT_WRITEDATA, &io);
     SET(CURLOPT_ERRORBUFFER, errbuf);
     if (rc == CURLE_OK)
         rc = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    if (io.refused && status == 0)
-        snprintf(why, WHY_BYTES, "address %s not allowed (delivery.allow_private)", io.refused_addr);
+    if (io.guard.refused && status == 0)
+        snprintf(why, WHY_BYTES, "address %s not allowed (delivery.allow_private)", io.guard.refused_addr);
     else if (status != 0 && (status < 200 || status > 299))
         snprintf(why, WHY_BYTES, "status %ld", status);
     else if (status == 0)
@@ -312,8 +255,6 @@ ng_pairing_offer(ng_gateway *g, const ng_request *req, ng_response *res, const c
     long status;
     ng_err err;
 
-    if (!authorized(g, req, res))
-        return;
     if (!ng_tenant_slug_ok(slug) || signing_key(g, slug, pk) != 0) {
         ng_response_error(res, 404, "not_found", "no such tenant");
         return;

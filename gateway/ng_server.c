@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -15,6 +16,8 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <sodium.h>
+
+#include "ng_hex.h"
 
 struct ng_server {
     struct MHD_Daemon *d;
@@ -39,6 +42,19 @@ const char *
 ng_request_header(const ng_request *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+int
+ng_request_bearer(const ng_request *req, uint8_t *out, size_t len)
+{
+    const char *h = ng_request_header(req, "Authorization");
+
+    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0 || strlen(h + 7) != 2 * len ||
+        ng_hex_decode(out, len, h + 7, 2 * len) != NG_OK) {
+        sodium_memzero(out, len);
+        return -1;
+    }
+    return 0;
 }
 
 const char *

@@ -75,6 +75,12 @@ int ng_server_port(const ng_server *s);
 
 /* A request header (case-insensitive), or NULL. */
 const char *ng_request_header(const ng_request *req, const char *name);
+/*
+ * "Authorization: Bearer <2 * len hex characters>" decoded into out: 0, or
+ * -1 (out zeroed) if the header is missing or not of that form. The caller
+ * compares out in constant time and wipes it.
+ */
+int ng_request_bearer(const ng_request *req, uint8_t *out, size_t len);
 /* A query argument, or NULL. */
 const char *ng_request_arg(const ng_request *req, const char *name);
 

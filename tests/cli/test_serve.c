@@ -294,6 +294,19 @@ test_health_metrics_errors(void **state)
         assert_int_equal(st.st_mode & 0777, 0600);
         assert_int_equal(http("GET", "/healthz", NULL, 0, 1, NULL, NULL, 0), 200);
     }
+    /* Admin routes want the token, whichever handler is behind them; the CLI sends it. */
+    {
+        const char *const list[] = {"admin", "GET", "/v1/admin/tenants", "--config", cfg, NULL};
+        const char *const replay[] = {"dead", "replay", "nobody", "1-0", "--config", cfg, NULL};
+
+        assert_int_equal(http("GET", "/v1/admin/tenants", NULL, 0, 1, &b, NULL, 0), 401);
+        assert_non_null(strstr(b.data, "unauthorized"));
+        free(b.data);
+        assert_int_equal(http("POST", "/v1/admin/tenants/x/dead/1-0/replay", "{}", 2, 1, NULL, NULL, 0), 401);
+        assert_int_equal(http("POST", "/v1/admin/tenants/x/pairings", "{}", 2, 1, NULL, NULL, 0), 401);
+        assert_int_equal(run(list), 0);
+        assert_int_equal(run(replay), 1); /* authorised, and refused: no such dead letter */
+    }
     stop_gateway();
 }
 
