@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "ng_deliver.h"
 #include "ng_hex.h"
 #include "ng_queue_http.h"
 
@@ -222,6 +223,7 @@ fetch_gateway(ng_poller *p, const ng_dir_peer *peer, const uint8_t kid[NG_KEY_ID
     char url[NG_QUEUE_HTTP_URL_BYTES + 256], hex[2 * NG_KEY_ID_BYTES + 1], auth[128], tok[65];
     struct body b = {NULL, 0, 0};
     struct curl_slist *hdrs = NULL;
+    ng_deliver_guard guard;
     char *esc;
     long status = 0;
     CURLcode rc;
@@ -250,14 +252,12 @@ fetch_gateway(ng_poller *p, const ng_dir_peer *peer, const uint8_t kid[NG_KEY_ID
     curl_easy_setopt(p->curl, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(p->curl, CURLOPT_TIMEOUT_MS, (long)cfg->outbox.http_timeout_ms);
     curl_easy_setopt(p->curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(p->curl, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(p->curl, CURLOPT_PROXY, "");
-#if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(p->curl, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-    curl_easy_setopt(p->curl, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-    rc = curl_easy_perform(p->curl);
+    /* The outbox URL comes from a peer's connection parameters: the same address rule as webhooks. */
+    guard.allow = (const char *const *)cfg->delivery.allow_private;
+    guard.allow_len = cfg->delivery.allow_private_len;
+    rc = (CURLcode)ng_deliver_guard_install(p->curl, &guard);
+    if (rc == CURLE_OK)
+        rc = curl_easy_perform(p->curl);
     curl_slist_free_all(hdrs); /* curl keeps no copy of the token past the transfer */
     if (rc == CURLE_OK)
         curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, &status);
@@ -266,8 +266,12 @@ fetch_gateway(ng_poller *p, const ng_dir_peer *peer, const uint8_t kid[NG_KEY_ID
 
         /* Said here, because the caller's "unavailable" would read as our own store. */
         snprintf(st, sizeof st, "%ld", status);
-        ng_log_event(ng_gateway_log(p->g), NG_LOG_DEBUG, "peer outbox did not answer", "peer", peer->name, "status", st,
-                     "error", rc != CURLE_OK ? curl_easy_strerror(rc) : "server error", NULL);
+        if (guard.refused)
+            ng_log_event(ng_gateway_log(p->g), NG_LOG_WARN, "peer outbox address not allowed (delivery.allow_private)",
+                         "peer", peer->name, "address", guard.refused_addr, NULL);
+        else
+            ng_log_event(ng_gateway_log(p->g), NG_LOG_DEBUG, "peer outbox did not answer", "peer", peer->name, "status",
+                         st, "error", rc != CURLE_OK ? curl_easy_strerror(rc) : "server error", NULL);
         err = NG_ERR_UNAVAILABLE;
     } else if (status != 200)
         err = NG_ERR_AUTH; /* 401, 404: the operator must look; logged by the caller */

@@ -1442,6 +1442,11 @@ test_metrics_and_log(void **state)
     assert_null(strstr(log, bob_token));
     assert_null(strstr(log, carol_token));
     assert_null(strstr(log, tag));
+    /*
+     * Peers' outboxes here are on 127.0.0.1 and this config allows no private
+     * address: the pollers must refuse to connect, as webhooks would.
+     */
+    assert_non_null(strstr(log, "peer outbox address not allowed"));
     for (i = 0; i < n_bodies; i++)
         if (strstr(log, bodies[i]) != NULL)
             fail_msg("the log holds a message body: %s", bodies[i]);
