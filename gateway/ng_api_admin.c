@@ -37,58 +37,6 @@ store_error(ng_response *res, ng_err err)
         ng_response_error(res, 500, "internal", ng_strerror(err));
 }
 
-/* A read of the vault as it is now, outside the snapshot (which has no listing shapes). */
-static ng_err
-read_vault(ng_gateway *g, const char *slug, json_t **out)
-{
-    const ng_vault_secret *secret;
-    ng_vault_store *store;
-    ng_vault *v;
-    ng_err err;
-
-    ng_gateway_vault_lock(g, &store, &secret);
-    err = ng_vault_open(&v, store, secret);
-    if (err == NG_OK) {
-        err = slug == NULL ? ng_tenant_list(v, out) : ng_tenant_show(v, slug, out);
-        ng_vault_close(v);
-    }
-    ng_gateway_vault_unlock(g);
-    return err;
-}
-
-void
-ng_api_admin_tenants(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
-{
-    (void)req;
-    json_t *list;
-    ng_err err;
-
-    (void)params;
-    err = read_vault(g, NULL, &list);
-    if (err)
-        vault_error(res, err);
-    else
-        ng_response_json(res, 200, json_pack("{s:o}", "tenants", list));
-}
-
-void
-ng_api_admin_tenant(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
-{
-    (void)req;
-    json_t *t;
-    ng_err err;
-
-    if (!ng_tenant_slug_ok(params[0])) {
-        ng_response_error(res, 404, "not_found", "no such tenant");
-        return;
-    }
-    err = read_vault(g, params[0], &t);
-    if (err)
-        vault_error(res, err);
-    else
-        ng_response_json(res, 200, t);
-}
-
 void
 ng_api_admin_queue(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
 {

@@ -5,8 +5,6 @@
  * gateway's first start (mode 0600); the dispatcher checks it before any
  * handler runs.
  *
- *   GET  /v1/admin/tenants                               every tenant, summarised
- *   GET  /v1/admin/tenants/{t}                           one tenant: keys, backends, peers (public parts)
  *   GET  /v1/admin/tenants/{t}/queue                     {"waiting": N, "dead": N}
  *   GET  /v1/admin/tenants/{t}/dead?after=&limit=        dead letters, oldest first:
  *        {"dead": [{"id", "message_id", "peer", "reason", "last_status"}], "next"}
@@ -14,15 +12,14 @@
  *   POST /v1/admin/tenants/{t}/backends/{b}/enable       after a 410 disabled it
  *   POST /v1/admin/tenants/{t}/backends/{b}/disable
  *
- * Changes to the vault made here are seen by the gateway at once.
+ * Changes to the vault made here are seen by the gateway at once. Tenants,
+ * backends, peers and keys are in ng_api_manage.h.
  */
 #ifndef NG_API_ADMIN_H
 #define NG_API_ADMIN_H
 
 #include "ng_gateway.h"
 
-ng_route_fn ng_api_admin_tenants;
-ng_route_fn ng_api_admin_tenant;
 ng_route_fn ng_api_admin_queue;
 ng_route_fn ng_api_admin_dead;
 ng_route_fn ng_api_admin_replay;

@@ -20,6 +20,7 @@
 #include <sodium.h>
 
 #include "ng_cli.h"
+#include "ng_cli_admin.h"
 #include "ng_cli_vault.h"
 #include "ng_io.h"
 
@@ -43,30 +44,41 @@ collect(char *p, size_t size, size_t n, void *ctx)
     return size * n;
 }
 
-/* One admin request; the exit code, the reply printed. */
-static int
-request(const char *cmd, const ng_config *cfg, const char *method, const char *path, const char *body)
+/* Where the admin API listens, for messages. */
+static const char *
+where(const ng_config *cfg)
+{
+    return cfg->admin.socket[0] != '\0' ? cfg->admin.socket : cfg->admin.address;
+}
+
+int
+ng_cli_admin_call(const char *cmd, const ng_config *cfg, const char *method, const char *path, const char *body,
+                  long *status, char **reply, size_t *len)
 {
     uint8_t token[32];
     char hex[65], auth[96], url[4300];
     struct curl_slist *h = NULL;
     struct reply r = {NULL, 0};
-    long status = 0;
     CURLcode rc;
     CURL *c;
 
+    *status = 0;
+    *reply = NULL;
+    *len = 0;
     if (path[0] != '/')
         return ng_cli_fail(NG_EXIT_USAGE, cmd, "the path must start with /");
+    /* Made by the gateway's first start: without it no gateway has run with this configuration. */
     if (ng_io_read_hex_file(cfg->admin.token_file, token, sizeof token) != NG_OK)
-        return ng_cli_fail(NG_EXIT_USAGE, cmd, "cannot read the admin token %s (is the gateway started once?)",
-                           cfg->admin.token_file);
+        return NG_CLI_NO_GATEWAY;
     sodium_bin2hex(hex, sizeof hex, token, sizeof token);
     snprintf(auth, sizeof auth, "Authorization: Bearer %s", hex);
     sodium_memzero(token, sizeof token);
     sodium_memzero(hex, sizeof hex);
     c = curl_easy_init();
-    if (c == NULL)
+    if (c == NULL) {
+        sodium_memzero(auth, sizeof auth);
         return ng_cli_fail(NG_EXIT_USAGE, cmd, "out of memory");
+    }
     if (cfg->admin.socket[0] != '\0') {
         snprintf(url, sizeof url, "http://localhost%s", path);
         curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, cfg->admin.socket);
@@ -90,17 +102,41 @@ request(const char *cmd, const ng_config *cfg, const char *method, const char *p
     rc = curl_easy_perform(c);
     curl_slist_free_all(h);
     if (rc == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
     curl_easy_cleanup(c);
     if (rc != CURLE_OK) {
+        if (r.data != NULL)
+            sodium_memzero(r.data, r.len);
         free(r.data);
-        return ng_cli_fail(NG_EXIT_USAGE, cmd, "no gateway answers on %s: %s",
-                           cfg->admin.socket[0] != '\0' ? cfg->admin.socket : cfg->admin.address,
+        /* Nothing listening: no gateway runs. Anything else (a timeout) is one that does not answer. */
+        if (rc == CURLE_COULDNT_CONNECT)
+            return NG_CLI_NO_GATEWAY;
+        return ng_cli_fail(NG_EXIT_USAGE, cmd, "the gateway on %s does not answer: %s", where(cfg),
                            curl_easy_strerror(rc));
     }
-    if (r.data != NULL)
-        printf("%s\n", r.data);
-    free(r.data);
+    *reply = r.data != NULL ? r.data : strdup("");
+    *len = r.len;
+    return *reply != NULL ? 0 : ng_cli_fail(NG_EXIT_USAGE, cmd, "out of memory");
+}
+
+/* One admin request; the exit code, the reply printed. */
+static int
+request(const char *cmd, const ng_config *cfg, const char *method, const char *path, const char *body)
+{
+    char *reply;
+    size_t len;
+    long status;
+    int rc = ng_cli_admin_call(cmd, cfg, method, path, body, &status, &reply, &len);
+
+    if (rc == NG_CLI_NO_GATEWAY)
+        return ng_cli_fail(NG_EXIT_USAGE, cmd, "no gateway answers on %s (admin token %s)", where(cfg),
+                           cfg->admin.token_file);
+    if (rc != 0)
+        return rc;
+    if (len > 0)
+        printf("%s\n", reply);
+    sodium_memzero(reply, len);
+    free(reply);
     return status >= 200 && status < 300 ? NG_EXIT_OK : NG_EXIT_FAILED;
 }
 

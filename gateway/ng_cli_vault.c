@@ -241,7 +241,6 @@ ng_cli_ctx_open(ng_cli_ctx *c, const char *cmd, const char *config, int with_key
 {
     char msg[NG_CONFIG_ERR_BYTES];
     ng_err err;
-    int rc;
 
     memset(c, 0, sizeof *c);
     c->cmd = cmd;
@@ -261,9 +260,14 @@ ng_cli_ctx_open(ng_cli_ctx *c, const char *cmd, const char *config, int with_key
     if (c->secret_mem == NULL)
         return ng_cli_fail(NG_EXIT_FAILED, cmd, "out of memory");
     memset(c->secret_mem, 0, MAX_PASSPHRASE + 1);
-    if (!with_key)
-        return 0;
-    rc = load_secret(c, &c->secret, c->secret_mem, 0);
+    return with_key ? ng_cli_ctx_key(c) : 0;
+}
+
+int
+ng_cli_ctx_key(ng_cli_ctx *c)
+{
+    int rc = load_secret(c, &c->secret, c->secret_mem, 0);
+
     return rc != 0 ? rc : finish_rekey(c);
 }
 
@@ -311,8 +315,12 @@ ng_cli_ctx_update(ng_cli_ctx *c, ng_vault_update_fn fn, void *arg, const char *w
 {
     ng_err err = ng_vault_update(c->store, &c->secret, fn, arg);
 
-    if (err == NG_OK)
-        return 0;
+    return err == NG_OK ? 0 : ng_cli_ctx_fail(c, err, what);
+}
+
+int
+ng_cli_ctx_fail(ng_cli_ctx *c, ng_err err, const char *what)
+{
     return no_vault(c) ? NG_EXIT_FAILED : ng_cli_report(c, err, what);
 }
 

@@ -60,12 +60,17 @@ typedef struct ng_cli_ctx {
  */
 NG_MUST_CHECK int ng_cli_ctx_open(ng_cli_ctx *c, const char *cmd, const char *config, int with_key);
 void ng_cli_ctx_close(ng_cli_ctx *c);
+/* Obtains the master key for a context opened without it. 0 or an exit code after a message. */
+NG_MUST_CHECK int ng_cli_ctx_key(ng_cli_ctx *c);
 
 /* Opens the vault read-only for a listing. 0 or an exit code after a message. */
 NG_MUST_CHECK int ng_cli_ctx_vault(ng_cli_ctx *c, ng_vault **v);
 
 /* Runs fn in ng_vault_update. 0 or an exit code after a message naming what. */
 NG_MUST_CHECK int ng_cli_ctx_update(ng_cli_ctx *c, ng_vault_update_fn fn, void *arg, const char *what);
+
+/* Reports a failed write: "no vault" if there is none, else as ng_cli_report. */
+int ng_cli_ctx_fail(ng_cli_ctx *c, ng_err err, const char *what);
 
 /* Reports err for what ("tenant acme") with the right exit code. */
 int ng_cli_report(const ng_cli_ctx *c, ng_err err, const char *what);

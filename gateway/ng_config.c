@@ -1389,3 +1389,12 @@ ng_config_example(FILE *out)
     fputs("}\n", out);
     return fflush(out) == 0 && !ferror(out) ? NG_OK : NG_ERR_IO;
 }
+
+void
+ng_config_outbox_url(const ng_config *cfg, char *out, size_t cap)
+{
+    if (cfg->outbox.store == NG_CONFIG_OUTBOX_STORE_HTTP)
+        snprintf(out, cap, "%s", cfg->outbox.http_url);
+    else
+        snprintf(out, cap, "%s/v1/outbox", cfg->public_url);
+}

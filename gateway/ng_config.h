@@ -199,6 +199,13 @@ NG_MUST_CHECK ng_err ng_config_load(ng_config *cfg, const char *path, char *err,
 /* Frees the strings and zeroes cfg; a zeroed cfg is a no-op. */
 void ng_config_free(ng_config *cfg);
 
+/*
+ * The outbox URL peers read this gateway's parcels from, as exported in
+ * connection parameters: outbox.http_url for HTTP storage, else
+ * public_url + "/v1/outbox". Truncated to cap (NUL included).
+ */
+void ng_config_outbox_url(const ng_config *cfg, char *out, size_t cap);
+
 /* The configuration as JSON (one object, a newline after it), loadable as is. NG_ERR_IO, NG_ERR_NOMEM. */
 NG_MUST_CHECK ng_err ng_config_dump(const ng_config *cfg, FILE *out);
 

@@ -11,6 +11,7 @@
 
 #include "ng_api_backend.h"
 #include "ng_api_admin.h"
+#include "ng_api_manage.h"
 #include "ng_api_peer.h"
 #include "ng_io.h"
 #include "ng_pairing.h"
@@ -565,8 +566,21 @@ static const struct route admin_routes[] = {
     {"GET", "/healthz", healthz, 0},
     {"GET", "/readyz", readyz, 0},
     {"GET", "/metrics", metrics, 0},
-    {"GET", "/v1/admin/tenants", ng_api_admin_tenants, 1},
-    {"GET", "/v1/admin/tenants/*", ng_api_admin_tenant, 1},
+    {"GET", "/v1/admin/tenants", ng_api_manage_tenants, 1},
+    {"POST", "/v1/admin/tenants", ng_api_manage_tenant_create, 1},
+    {"GET", "/v1/admin/tenants/*", ng_api_manage_tenant, 1},
+    {"DELETE", "/v1/admin/tenants/*", ng_api_manage_tenant_delete, 1},
+    {"GET", "/v1/admin/tenants/*/backends", ng_api_manage_backends, 1},
+    {"POST", "/v1/admin/tenants/*/backends", ng_api_manage_backend_add, 1},
+    {"DELETE", "/v1/admin/tenants/*/backends/*", ng_api_manage_backend_remove, 1},
+    {"POST", "/v1/admin/tenants/*/backends/*/rotate-secret", ng_api_manage_backend_rotate, 1},
+    {"GET", "/v1/admin/tenants/*/peers", ng_api_manage_peers, 1},
+    {"POST", "/v1/admin/tenants/*/peers", ng_api_manage_peer_import, 1},
+    {"DELETE", "/v1/admin/tenants/*/peers/*", ng_api_manage_peer_remove, 1},
+    {"GET", "/v1/admin/tenants/*/params", ng_api_manage_params, 1},
+    {"GET", "/v1/admin/tenants/*/keys", ng_api_manage_keys, 1},
+    {"POST", "/v1/admin/tenants/*/keys/rotate", ng_api_manage_key_rotate, 1},
+    {"POST", "/v1/admin/tenants/*/keys/*/retire", ng_api_manage_key_retire, 1},
     {"GET", "/v1/admin/tenants/*/queue", ng_api_admin_queue, 1},
     {"GET", "/v1/admin/tenants/*/dead", ng_api_admin_dead, 1},
     {"POST", "/v1/admin/tenants/*/dead/*/replay", ng_api_admin_replay, 1},

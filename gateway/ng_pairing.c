@@ -14,6 +14,7 @@
 
 #include "ng_deliver.h"
 #include "ng_hex.h"
+#include "ng_jsonbody.h"
 #include "ng_tenant.h"
 #include "ng_webhook.h"
 
@@ -23,7 +24,6 @@ enum {
     WHPK_BYTES = 5 + sodium_base64_ENCODED_LEN(NG_WEBHOOK_PK_BYTES, sodium_base64_VARIANT_ORIGINAL),
     WHSEC_BYTES = 128,
     WHY_BYTES = 256,
-    MAX_FIELDS = 2,
 };
 
 _Static_assert((int)DIGEST_BYTES == (int)NG_QUEUE_GUARD_BYTES, "a code's digest is the once store's key");
@@ -42,58 +42,6 @@ store_error(ng_response *res, ng_err err)
         ng_response_error(res, 503, "store_unavailable", "the queue store does not answer; try again");
     else
         ng_response_error(res, 500, "internal", ng_strerror(err));
-}
-
-/*
- * The request's body as a JSON object with exactly the n fields named, all
- * strings, into values (pointing into *doc: json_decref it whatever the
- * outcome). -1 once res holds the refusal.
- */
-static int
-read_body(const ng_request *req, ng_response *res, const char *const *names, size_t n, const char **values,
-          json_t **doc)
-{
-    char msg[128];
-    const char *key;
-    json_t *v;
-    size_t i;
-
-    *doc = NULL;
-    for (i = 0; i < n; i++)
-        values[i] = NULL;
-    if (req->body_len > NG_PAIRING_MAX_BODY) {
-        ng_response_error(res, 413, "too_large", "a pairing request body is at most 4096 bytes");
-        return -1;
-    }
-    *doc = json_loadb(req->body != NULL ? (const char *)req->body : "", req->body_len, JSON_REJECT_DUPLICATES, NULL);
-    if (!json_is_object(*doc)) {
-        ng_response_error(res, 400, "bad_request", "expected a JSON object (no duplicate keys)");
-        return -1;
-    }
-    json_object_foreach(*doc, key, v)
-    {
-        for (i = 0; i < n && strcmp(key, names[i]) != 0; i++)
-            ;
-        if (i == n) {
-            /* Its name is not echoed: it is the sender's text. */
-            ng_response_error(res, 400, "bad_request", "an unknown field");
-            return -1;
-        }
-        if (!json_is_string(v)) {
-            snprintf(msg, sizeof msg, "%s: expected a string", names[i]);
-            ng_response_error(res, 400, "bad_request", msg);
-            return -1;
-        }
-        values[i] = json_string_value(v);
-    }
-    for (i = 0; i < n; i++) {
-        if (values[i] == NULL) {
-            snprintf(msg, sizeof msg, "%s: missing", names[i]);
-            ng_response_error(res, 400, "bad_request", msg);
-            return -1;
-        }
-    }
-    return 0;
 }
 
 /*
@@ -242,9 +190,10 @@ post_offer(const ng_config *cfg, const char *url, const char *body, char why[WHY
 void
 ng_pairing_offer(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
 {
-    static const char *const fields[] = {"url"};
     const ng_config *cfg = ng_gateway_config(g);
-    const char *slug = params[0], *url;
+    const char *slug = params[0], *url = NULL;
+    const ng_jsonbody_field fields[] = {{"url", NG_JSONBODY_STRING, 1, &url, NULL, NULL, 0},
+                                        {NULL, 0, 0, NULL, NULL, NULL, 0}};
     uint8_t raw[NG_PAIRING_CODE_BYTES], digest[DIGEST_BYTES], pk[NG_WEBHOOK_PK_BYTES];
     char code[CODE_HEX + 1] = "", whpk[WHPK_BYTES], why[WHY_BYTES], status_text[24];
     char *complete = NULL, *rec_text = NULL, *offer_text = NULL;
@@ -259,7 +208,7 @@ ng_pairing_offer(ng_gateway *g, const ng_request *req, ng_response *res, const c
         ng_response_error(res, 404, "not_found", "no such tenant");
         return;
     }
-    if (read_body(req, res, fields, 1, &url, &doc) != 0)
+    if (ng_jsonbody_parse(req, res, NG_PAIRING_MAX_BODY, fields, &doc) != 0)
         goto out;
     if (!ng_tenant_url_ok(url)) {
         ng_response_error(res, 400, "bad_url", "url: expected an http:// or https:// URL without spaces or user info");
@@ -363,10 +312,13 @@ vault_error(ng_response *res, ng_err err)
 void
 ng_pairing_complete(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
 {
-    static const char *const fields[] = {"public_key", "gateway_key_digest"};
+    const char *values[2] = {NULL, NULL};
+    const ng_jsonbody_field fields[] = {{"public_key", NG_JSONBODY_STRING, 1, &values[0], NULL, NULL, 0},
+                                        {"gateway_key_digest", NG_JSONBODY_STRING, 1, &values[1], NULL, NULL, 0},
+                                        {NULL, 0, 0, NULL, NULL, NULL, 0}};
     uint8_t digest[DIGEST_BYTES], want[DIGEST_BYTES], got[DIGEST_BYTES];
     uint8_t gateway_pk[NG_WEBHOOK_PK_BYTES], backend_pk[NG_WEBHOOK_PK_BYTES];
-    const char *values[MAX_FIELDS], *slug, *url;
+    const char *slug, *url;
     const ng_vault_secret *secret;
     ng_vault_store *store;
     char whpk[WHPK_BYTES];
@@ -408,7 +360,7 @@ ng_pairing_complete(ng_gateway *g, const ng_request *req, ng_response *res, cons
         ng_response_error(res, 404, "unknown_code", "no such pairing code, or it expired or was used");
         goto out;
     }
-    if (read_body(req, res, fields, MAX_FIELDS, values, &doc) != 0)
+    if (ng_jsonbody_parse(req, res, NG_PAIRING_MAX_BODY, fields, &doc) != 0)
         goto out;
     if (strlen(values[1]) != 2 * DIGEST_BYTES || ng_hex_decode(got, sizeof got, values[1], 2 * DIGEST_BYTES) != NG_OK) {
         ng_response_error(res, 400, "bad_request", "gateway_key_digest: expected 64 hex characters");

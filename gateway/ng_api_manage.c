@@ -1,0 +1,244 @@
+#include "ng_api_manage.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ng_jsonbody.h"
+#include "ng_log.h"
+#include "ng_manage.h"
+#include "ng_peer.h"
+
+/* Connection parameters are the largest body: 16 KiB, JSON-escaped at most twice as long. */
+enum { MAX_BODY = 2 * NG_PEER_MAX_PARAMS + 1024 };
+
+/*
+ * Runs op on the gateway's vault, under the lock that keeps the gateway's
+ * own writes (a 410 disabling a backend) from interleaving, and answers.
+ * A change is in the directory before the answer, so the next request sees it.
+ */
+static void
+run(ng_gateway *g, ng_response *res, ng_manage_op *op, int ok_status)
+{
+    const ng_vault_secret *secret;
+    ng_vault_store *store;
+    const char *code, *message;
+    ng_vault *v;
+    int status;
+    ng_err err;
+
+    op->now = (int64_t)time(NULL);
+    ng_gateway_vault_lock(g, &store, &secret);
+    if (ng_manage_changes(op->kind)) {
+        err = ng_vault_update(store, secret, ng_manage_run, op);
+    } else {
+        err = ng_vault_open(&v, store, secret);
+        if (err == NG_OK) {
+            err = ng_manage_run(v, op);
+            ng_vault_close(v);
+        }
+    }
+    ng_gateway_vault_unlock(g);
+    if (err) {
+        json_decref(op->result);
+        ng_manage_explain(op, err, &status, &code, &message);
+        ng_response_error(res, status, code, message);
+        return;
+    }
+    /* Stored whatever the reload says; the reload thread tries again within a second. */
+    if (ng_manage_changes(op->kind) && ng_gateway_reload(g) != NG_OK)
+        ng_log_event(ng_gateway_log(g), NG_LOG_WARN, "directory reload after an admin change failed", NULL);
+    ng_response_json(res, ok_status, op->result);
+}
+
+static ng_manage_op
+op_of(ng_manage_kind kind, const char *slug, const char *id)
+{
+    ng_manage_op op;
+
+    memset(&op, 0, sizeof op);
+    op.kind = kind;
+    op.slug = slug;
+    op.id = id;
+    return op;
+}
+
+void
+ng_api_manage_tenants(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
+{
+    ng_manage_op op = op_of(NG_MANAGE_TENANT_LIST, NULL, NULL);
+
+    (void)req, (void)params;
+    run(g, res, &op, 200);
+}
+
+void
+ng_api_manage_tenant_create(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
+{
+    ng_manage_op op = op_of(NG_MANAGE_TENANT_CREATE, NULL, NULL);
+    uint64_t max_message = 0, rate = 0;
+    const ng_jsonbody_field fields[] = {
+        {"tenant", NG_JSONBODY_STRING, 1, &op.slug, NULL, NULL, 0},
+        {"psk", NG_JSONBODY_BOOL, 0, NULL, &op.opts.psk, NULL, 0},
+        {"allow_anonymous", NG_JSONBODY_BOOL, 0, NULL, &op.opts.allow_anonymous, NULL, 0},
+        {"max_message", NG_JSONBODY_UINT, 0, NULL, NULL, &max_message, 64ull * 1024 * 1024},
+        {"rate", NG_JSONBODY_UINT, 0, NULL, NULL, &rate, 1000000},
+        {NULL, 0, 0, NULL, NULL, NULL, 0},
+    };
+    json_t *doc;
+
+    (void)params;
+    if (ng_jsonbody_parse(req, res, MAX_BODY, fields, &doc) != 0)
+        return;
+    op.opts.max_message = max_message;
+    op.opts.rate = (uint32_t)rate;
+    run(g, res, &op, 201);
+    json_decref(doc);
+}
+
+void
+ng_api_manage_tenant(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
+{
+    ng_manage_op op = op_of(NG_MANAGE_TENANT_SHOW, params[0], NULL);
+
+    (void)req;
+    run(g, res, &op, 200);
+}
+
+void
+ng_api_manage_tenant_delete(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
+{
+    ng_manage_op op = op_of(NG_MANAGE_TENANT_DELETE, params[0], NULL);
+
+    (void)req;
+    run(g, res, &op, 200);
+}
+
+void
+ng_api_manage_backends(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
+{
+    ng_manage_op op = op_of(NG_MANAGE_BACKEND_LIST, params[0], NULL);
+
+    (void)req;
+    run(g, res, &op, 200);
+}
+
+void
+ng_api_manage_backend_add(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
+{
+    ng_manage_op op = op_of(NG_MANAGE_BACKEND_ADD, params[0], NULL);
+    const ng_jsonbody_field fields[] = {
+        {"url", NG_JSONBODY_STRING, 1, &op.url, NULL, NULL, 0},
+        {"public_key", NG_JSONBODY_STRING, 0, &op.text, NULL, NULL, 0},
+        {NULL, 0, 0, NULL, NULL, NULL, 0},
+    };
+    json_t *doc;
+
+    if (ng_jsonbody_parse(req, res, MAX_BODY, fields, &doc) != 0)
+        return;
+    run(g, res, &op, 201);
+    json_decref(doc);
+}
+
+void
+ng_api_manage_backend_remove(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
+{
+    ng_manage_op op = op_of(NG_MANAGE_BACKEND_REMOVE, params[0], params[1]);
+
+    (void)req;
+    run(g, res, &op, 200);
+}
+
+void
+ng_api_manage_backend_rotate(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
+{
+    ng_manage_op op = op_of(NG_MANAGE_BACKEND_ROTATE, params[0], params[1]);
+
+    (void)req;
+    run(g, res, &op, 200);
+}
+
+void
+ng_api_manage_peers(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
+{
+    ng_manage_op op = op_of(NG_MANAGE_PEER_LIST, params[0], NULL);
+
+    (void)req;
+    run(g, res, &op, 200);
+}
+
+void
+ng_api_manage_peer_import(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
+{
+    ng_manage_op op = op_of(NG_MANAGE_PEER_IMPORT, params[0], NULL);
+    const ng_jsonbody_field fields[] = {
+        {"params", NG_JSONBODY_STRING, 1, &op.text, NULL, NULL, 0},
+        {"name", NG_JSONBODY_STRING, 0, &op.id, NULL, NULL, 0},
+        {NULL, 0, 0, NULL, NULL, NULL, 0},
+    };
+    json_t *doc;
+
+    if (ng_jsonbody_parse(req, res, MAX_BODY, fields, &doc) != 0)
+        return;
+    run(g, res, &op, 201);
+    json_decref(doc); /* wipes the parameters' secrets (ng_jsonmem) */
+}
+
+void
+ng_api_manage_peer_remove(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
+{
+    ng_manage_op op = op_of(NG_MANAGE_PEER_REMOVE, params[0], params[1]);
+
+    (void)req;
+    run(g, res, &op, 200);
+}
+
+void
+ng_api_manage_params(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
+{
+    ng_manage_op op = op_of(NG_MANAGE_PEER_EXPORT, params[0], NULL);
+    char outbox[NG_TENANT_MAX_URL + 1];
+
+    op.url = ng_request_arg(req, "outbox");
+    if (op.url == NULL) {
+        ng_config_outbox_url(ng_gateway_config(g), outbox, sizeof outbox);
+        op.url = outbox;
+    }
+    run(g, res, &op, 200);
+}
+
+void
+ng_api_manage_keys(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
+{
+    ng_manage_op op = op_of(NG_MANAGE_KEY_LIST, params[0], NULL);
+
+    (void)req;
+    run(g, res, &op, 200);
+}
+
+void
+ng_api_manage_key_rotate(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
+{
+    ng_manage_op op = op_of(NG_MANAGE_KEY_ROTATE, params[0], NULL);
+
+    (void)req;
+    run(g, res, &op, 200);
+}
+
+void
+ng_api_manage_key_retire(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
+{
+    ng_manage_op op = op_of(NG_MANAGE_KEY_RETIRE, params[0], NULL);
+    const char *s = params[1];
+    char *end;
+    unsigned long e;
+
+    (void)req;
+    /* Anything but a plain decimal 1..2^32-1 leaves epoch 0, which the operation refuses with its reason. */
+    if (strspn(s, "0123456789") == strlen(s) && strlen(s) <= 10) {
+        e = strtoul(s, &end, 10);
+        if (e <= UINT32_MAX)
+            op.epoch = (uint32_t)e;
+    }
+    run(g, res, &op, 200);
+}
