@@ -18,23 +18,19 @@ vault_error(ng_response *res, ng_err err)
 {
     if (err == NG_ERR_NOT_FOUND)
         ng_response_error(res, 404, "not_found", "no such tenant or backend");
-    else if (err == NG_ERR_UNAVAILABLE)
-        ng_response_error(res, 503, "store_unavailable", "the vault's store does not answer");
     else
-        ng_response_error(res, 500, "internal", ng_strerror(err));
+        ng_gateway_store_error(res, err, "vault");
 }
 
 static void
 store_error(ng_response *res, ng_err err)
 {
-    if (err == NG_ERR_UNAVAILABLE)
-        ng_response_error(res, 503, "store_unavailable", "the queue store does not answer");
-    else if (err == NG_ERR_INVALID_ARG)
+    if (err == NG_ERR_INVALID_ARG)
         ng_response_error(res, 400, "bad_request", "not a tenant or an id of this store");
     else if (err == NG_ERR_NOT_FOUND)
         ng_response_error(res, 404, "not_found", "no such dead letter");
     else
-        ng_response_error(res, 500, "internal", ng_strerror(err));
+        ng_gateway_store_error(res, err, "queue");
 }
 
 void

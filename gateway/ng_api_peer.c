@@ -33,15 +33,6 @@ parse_limit(const char *s, size_t *out)
     return 0;
 }
 
-static void
-store_error(ng_response *res, ng_err err)
-{
-    if (err == NG_ERR_UNAVAILABLE)
-        ng_response_error(res, 503, "store_unavailable", "the queue store does not answer; try again");
-    else
-        ng_response_error(res, 500, "internal", ng_strerror(err));
-}
-
 static json_t *
 parcels_json(const ng_queue_batch *b, uint64_t now, size_t *served)
 {
@@ -130,7 +121,7 @@ ng_api_outbox(ng_gateway *g, const ng_request *req, ng_response *res, const char
         return;
     }
     if (err) {
-        store_error(res, err);
+        ng_gateway_store_error(res, err, "queue");
         return;
     }
     list = parcels_json(&b, ng_gateway_now_ms(), &served);
@@ -200,7 +191,7 @@ ng_api_parcels(ng_gateway *g, const ng_request *req, ng_response *res, const cha
         ng_gateway_inbox_changed(g);
         ng_response_json(res, 202, json_pack("{s:s, s:I}", "id", hex, "expires", (json_int_t)r.header.expires_ms));
     } else if (err == NG_ERR_UNAVAILABLE) {
-        store_error(res, err);
+        ng_gateway_store_error(res, err, "queue");
     } else {
         status = ng_api_parcel_status(err, &code);
         ng_metrics_add(ng_gateway_metrics(g), "ng_parcels_refused_total", (const char *[]){"reason", code, NULL}, 1);

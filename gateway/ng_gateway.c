@@ -524,7 +524,19 @@ readyz(ng_gateway *g, const ng_request *req, ng_response *res, const char *const
     if (err == NG_OK)
         ng_response_text(res, 200, NULL, "{\"status\":\"ready\"}");
     else
-        ng_response_error(res, 503, "store_unavailable", "the queue store does not answer");
+        ng_gateway_store_error(res, NG_ERR_UNAVAILABLE, "queue");
+}
+
+void
+ng_gateway_store_error(ng_response *res, ng_err err, const char *what)
+{
+    char msg[64];
+
+    snprintf(msg, sizeof msg, "the %s store does not answer; try again", what);
+    if (err == NG_ERR_UNAVAILABLE)
+        ng_response_error(res, 503, "store_unavailable", msg);
+    else
+        ng_response_error(res, 500, "internal", ng_strerror(err));
 }
 
 static void

@@ -102,4 +102,11 @@ enum { NG_GATEWAY_ADMIN_TOKEN_BYTES = 32 };
 /* Unix time in milliseconds. */
 uint64_t ng_gateway_now_ms(void);
 
+/*
+ * Answers a store's failure that means nothing more to the route: 503
+ * store_unavailable when it did not answer (what names it: "queue" or
+ * "vault"), else 500 with the error's name.
+ */
+void ng_gateway_store_error(ng_response *res, ng_err err, const char *what);
+
 #endif

@@ -281,7 +281,7 @@ ng_manage_explain(const ng_manage_op *op, ng_err err, int *status, const char **
                                                        : params_error(err);
         return;
     case NG_ERR_UNAVAILABLE:
-        *status = 503, *code = "store_unavailable", *message = "the vault's store does not answer";
+        *status = 503, *code = "store_unavailable", *message = "the vault store does not answer; try again";
         return;
     default: break;
     }

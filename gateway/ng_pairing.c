@@ -35,15 +35,6 @@ static const char code_context[] = "noisegate-pairing-v1";
 
 /* ---- common ---- */
 
-static void
-store_error(ng_response *res, ng_err err)
-{
-    if (err == NG_ERR_UNAVAILABLE)
-        ng_response_error(res, 503, "store_unavailable", "the queue store does not answer; try again");
-    else
-        ng_response_error(res, 500, "internal", ng_strerror(err));
-}
-
 /*
  * The tenant's Ed25519 signing public key, from the directory; a tenant
  * missing there is looked for once more after a reload, since one made by
@@ -233,7 +224,7 @@ ng_pairing_offer(ng_gateway *g, const ng_request *req, ng_response *res, const c
         ng_gateway_queue_give(g, q);
     }
     if (err) {
-        store_error(res, err);
+        ng_gateway_store_error(res, err, "queue");
         goto out;
     }
 
@@ -303,10 +294,8 @@ vault_error(ng_response *res, ng_err err)
         ng_response_error(res, 404, "unknown_tenant", "the tenant of this pairing no longer exists");
     else if (err == NG_ERR_TOO_LARGE)
         ng_response_error(res, 409, "too_many_backends", "the tenant has as many backends as it may have");
-    else if (err == NG_ERR_UNAVAILABLE)
-        ng_response_error(res, 503, "store_unavailable", "the vault's store does not answer");
     else
-        ng_response_error(res, 500, "internal", ng_strerror(err));
+        ng_gateway_store_error(res, err, "vault");
 }
 
 void
@@ -347,7 +336,7 @@ ng_pairing_complete(ng_gateway *g, const ng_request *req, ng_response *res, cons
         return;
     }
     if (err) {
-        store_error(res, err);
+        ng_gateway_store_error(res, err, "queue");
         return;
     }
     rec = json_loadb((const char *)val, len, JSON_REJECT_DUPLICATES, NULL);
