@@ -15,27 +15,30 @@ refuse(ng_response *res, json_t **doc, const char *name, const char *what)
     return -1;
 }
 
-static int
-take(const ng_jsonbody_field *f, json_t *v, ng_response *res, json_t **doc)
+/* Why v cannot be field f, or NULL. */
+static const char *
+wrong(const ng_jsonbody_field *f, const json_t *v)
 {
     switch (f->type) {
-    case NG_JSONBODY_STRING:
-        if (!json_is_string(v))
-            return refuse(res, doc, f->name, "expected a string");
-        *f->str = json_string_value(v);
-        return 0;
-    case NG_JSONBODY_BOOL:
-        if (!json_is_boolean(v))
-            return refuse(res, doc, f->name, "expected true or false");
-        *f->flag = json_is_true(v);
-        return 0;
+    case NG_JSONBODY_STRING: return json_is_string(v) ? NULL : "expected a string";
+    case NG_JSONBODY_BOOL: return json_is_boolean(v) ? NULL : "expected true or false";
     case NG_JSONBODY_UINT:
-        if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) > f->max)
-            return refuse(res, doc, f->name, "expected a whole number in range");
-        *f->num = (uint64_t)json_integer_value(v);
-        return 0;
+        return json_is_integer(v) && json_integer_value(v) >= 0 && (uint64_t)json_integer_value(v) <= f->max
+                   ? NULL
+                   : "expected a whole number in range";
     }
-    return refuse(res, doc, f->name, "unexpected");
+    return "unexpected";
+}
+
+static void
+take(const ng_jsonbody_field *f, const json_t *v)
+{
+    if (f->type == NG_JSONBODY_STRING)
+        *f->str = json_string_value(v);
+    else if (f->type == NG_JSONBODY_BOOL)
+        *f->flag = json_is_true(v);
+    else
+        *f->num = (uint64_t)json_integer_value(v);
 }
 
 int
@@ -47,7 +50,7 @@ ng_jsonbody_parse(const ng_request *req, ng_response *res, size_t max_body, cons
     json_t *v;
 
     *doc = NULL;
-    if (req->body_len > max_body) {
+    if (req->too_large || req->body_len > max_body) {
         ng_response_error(res, 413, "too_large", "request body over this route's limit");
         return -1;
     }
@@ -68,11 +71,15 @@ ng_jsonbody_parse(const ng_request *req, ng_response *res, size_t max_body, cons
         /* An unknown field's name is not echoed: it is the sender's text. */
         if (f->name == NULL)
             return refuse(res, doc, "body", "an unknown field");
-        if (take(f, v, res, doc) != 0)
-            return -1;
+        if (wrong(f, v) != NULL)
+            return refuse(res, doc, f->name, wrong(f, v));
     }
     for (f = fields; f->name != NULL; f++)
         if (f->required && json_object_get(*doc, f->name) == NULL)
             return refuse(res, doc, f->name, "missing");
+    /* Only a body accepted whole is written out: a refusal leaves every output as it was. */
+    for (f = fields; f->name != NULL; f++)
+        if ((v = json_object_get(*doc, f->name)) != NULL)
+            take(f, v);
     return 0;
 }

@@ -32,7 +32,8 @@ typedef struct ng_jsonbody_field {
 
 /*
  * Parses req's body against fields (ended by a NULL name). Fields absent
- * and not required keep their values. 0 with *doc to json_decref (strings
+ * and not required keep their values, and so does every field when the
+ * body is refused. 0 with *doc to json_decref (strings
  * point into it), or -1 with the 400 or 413 answer already set in res.
  * An empty body is an empty object. The message names the field, never
  * echoes the sender's text.

@@ -54,7 +54,9 @@ check(const ng_manage_op *op)
             return "outbox: expected an http:// or https:// URL";
         break;
     case NG_MANAGE_PEER_IMPORT:
-        if (op->text == NULL || strlen(op->text) > NG_PEER_MAX_PARAMS)
+        if (op->text == NULL)
+            return "connection parameters: missing";
+        if (strlen(op->text) > NG_PEER_MAX_PARAMS)
             return "connection parameters: over 16384 bytes";
         if (op->id != NULL && !ng_tenant_slug_ok(op->id))
             return "a peer name is 1-63 of a-z, 0-9 and '-'";
@@ -178,10 +180,41 @@ removed(ng_manage_op *op, const char *name, const char *what, ng_err err)
     return op->result != NULL ? NG_OK : NG_ERR_NOMEM;
 }
 
+/*
+ * After NG_ERR_TOO_LARGE from a key rotation or a backend add: was it the
+ * tenant's own limit, or the vault (which says the same when it is full)?
+ */
+static int
+tenant_at_limit(ng_vault *v, const ng_manage_op *op)
+{
+    json_t *t;
+    int full = 0;
+
+    if (ng_tenant_show(v, op->slug, &t) != NG_OK)
+        return 0;
+    if (op->kind == NG_MANAGE_KEY_ROTATE)
+        full = json_array_size(json_object_get(t, "keys")) >= NG_TENANT_MAX_KEYS;
+    else if (op->kind == NG_MANAGE_BACKEND_ADD)
+        full = json_array_size(json_object_get(t, "backends")) >= NG_TENANT_MAX_BACKENDS;
+    json_decref(t);
+    return full;
+}
+
+static ng_err run(ng_vault *v, ng_manage_op *op);
+
 ng_err
 ng_manage_run(ng_vault *v, void *arg)
 {
     ng_manage_op *op = arg;
+    ng_err err = run(v, op);
+
+    op->at_limit = err == NG_ERR_TOO_LARGE && tenant_at_limit(v, op);
+    return err;
+}
+
+static ng_err
+run(ng_vault *v, ng_manage_op *op)
+{
     uint32_t epoch = 0;
     json_t *list = NULL;
     ng_err err;
@@ -272,13 +305,12 @@ ng_manage_explain(const ng_manage_op *op, ng_err err, int *status, const char **
                        : "the tenant already exists";
         return;
     case NG_ERR_TOO_LARGE:
-        if (op->kind == NG_MANAGE_PEER_IMPORT &&
-            (!op->decoded || err == NG_ERR_BAD_KEY || err == NG_ERR_PARSE || err == NG_ERR_MALFORMED))
-            break;
-        *status = 409, *code = "limit";
-        *message = op->kind == NG_MANAGE_KEY_ROTATE    ? "16 live keys: retire an old epoch before rotating again"
-                   : op->kind == NG_MANAGE_BACKEND_ADD ? "32 backends: remove one before adding another"
-                                                       : params_error(err);
+        if (op->kind == NG_MANAGE_PEER_IMPORT && !op->decoded)
+            break; /* the string itself, explained below */
+        *status = 409, *code = op->at_limit ? "limit" : "vault_full";
+        *message = !op->at_limit ? "the vault is full (100000 entries): delete tenants or peers no longer used"
+                   : op->kind == NG_MANAGE_KEY_ROTATE ? "16 live keys: retire an old epoch before rotating again"
+                                                      : "32 backends: remove one before adding another";
         return;
     case NG_ERR_UNAVAILABLE:
         *status = 503, *code = "store_unavailable", *message = "the vault store does not answer; try again";

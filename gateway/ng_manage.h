@@ -63,6 +63,7 @@ typedef struct ng_manage_op {
     int64_t now;         /* unix seconds */
     json_t *result;      /* the answer, after success; the caller json_decrefs it */
     int decoded;         /* peer import: the parameters decoded (a refusal after is about the vault) */
+    int at_limit;        /* NG_ERR_TOO_LARGE was the tenant's own limit of keys or backends, not a full vault */
 } ng_manage_op;
 
 /* 1 if the kind changes the vault (run it through ng_vault_update). */
