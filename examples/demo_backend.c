@@ -16,20 +16,26 @@
  * gateway_key (the tenant's whpk_). A real backend would use a Standard
  * Webhooks library instead of ng_webhook.h.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
 #include <sodium.h>
 
+#include "ng_curlbuf.h"
 #include "ng_io.h"
 #include "ng_server.h"
 #include "ng_webhook.h"
+
+/* The gateway's answers here are a few hundred bytes; anything near this is not one. */
+enum { REPLY_MAX = 1 << 20 };
 
 static const char *state_dir;
 
@@ -60,42 +66,20 @@ load(const char *name)
     return (char *)buf;
 }
 
-struct reply {
-    char *data;
-    size_t len;
-};
-
-static size_t
-collect(char *p, size_t size, size_t n, void *ctx)
-{
-    struct reply *r = ctx;
-    char *more = realloc(r->data, r->len + size * n + 1);
-
-    if (more == NULL)
-        return 0;
-    r->data = more;
-    memcpy(r->data + r->len, p, size * n);
-    r->len += size * n;
-    r->data[r->len] = '\0';
-    return size * n;
-}
-
+/* The status, 0 if no answer came; the reply in out (free it with ng_curlbuf_free either way). */
 static long
-post(const char *url, struct curl_slist *headers, const char *body, struct reply *out)
+post(const char *url, struct curl_slist *headers, const char *body, ng_curlbuf *out)
 {
     CURL *c = curl_easy_init();
     long status = 0;
 
-    out->data = NULL;
-    out->len = 0;
+    ng_curlbuf_init(out, REPLY_MAX);
     headers = curl_slist_append(headers, "content-type: application/json");
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-    if (curl_easy_perform(c) == CURLE_OK)
+    if (ng_curlbuf_attach(c, out) == CURLE_OK && curl_easy_perform(c) == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(headers);
     curl_easy_cleanup(c);
@@ -110,7 +94,7 @@ pair(json_t *offer, ng_response *res)
     const char *url = json_string_value(json_object_get(offer, "complete_url"));
     uint8_t gpk[32], pk[32], sk[64], digest[32];
     char b64[64], whpk[80], skhex[129], dhex[65], *body;
-    struct reply r;
+    ng_curlbuf r;
     json_t *answer;
     long status;
 
@@ -146,7 +130,7 @@ pair(json_t *offer, ng_response *res)
     }
     fflush(stdout);
     json_decref(answer);
-    free(r.data);
+    ng_curlbuf_free(&r);
     sodium_memzero(sk, sizeof sk);
     sodium_memzero(skhex, sizeof skhex);
 }
@@ -235,7 +219,7 @@ send_message(const char *gateway, const char *tenant, const char *to, const char
     char *skhex = load("sk"), url[1024], id[64], sig[NG_WEBHOOK_SIGNATURE_BYTES], h[3][200], *body;
     uint8_t sk[64], raw[12];
     struct curl_slist *hdrs = NULL;
-    struct reply r;
+    ng_curlbuf r;
     json_t *msg;
     int64_t ts = (int64_t)time(NULL);
     long status;
@@ -269,7 +253,7 @@ send_message(const char *gateway, const char *tenant, const char *to, const char
     status = post(url, hdrs, body, &r);
     printf("%ld %s\n", status, r.data != NULL ? r.data : "");
     free(body);
-    free(r.data);
+    ng_curlbuf_free(&r);
     return status == 202 ? 0 : 1;
 }
 
@@ -293,6 +277,11 @@ main(int argc, char **argv)
         return 1;
     signal(SIGPIPE, SIG_IGN);
     state_dir = argc > 2 ? opt(argc, argv, "--state") : NULL;
+    /* Made here, so that a walkthrough needs no mkdir; it holds a secret key: the owner's only. */
+    if (state_dir != NULL && mkdir(state_dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "demo_backend: cannot create %s: %s\n", state_dir, strerror(errno));
+        return 2;
+    }
     if (argc > 1 && strcmp(argv[1], "serve") == 0 && state_dir != NULL && (port = opt(argc, argv, "--port")) != NULL)
         return serve((int)strtol(port, NULL, 10));
     if (argc > 1 && strcmp(argv[1], "send") == 0 && state_dir != NULL &&

@@ -21,28 +21,12 @@
 
 #include "ng_cli.h"
 #include "ng_cli_admin.h"
+#include "ng_curlbuf.h"
 #include "ng_cli_vault.h"
 #include "ng_io.h"
 
-struct reply {
-    char *data;
-    size_t len;
-};
-
-static size_t
-collect(char *p, size_t size, size_t n, void *ctx)
-{
-    struct reply *r = ctx;
-    char *more = realloc(r->data, r->len + size * n + 1);
-
-    if (more == NULL)
-        return 0;
-    r->data = more;
-    memcpy(r->data + r->len, p, size * n);
-    r->len += size * n;
-    r->data[r->len] = '\0';
-    return size * n;
-}
+/* The largest answer: a page of 1000 dead letters, or a tenant with every peer. */
+enum { MAX_REPLY = 16 << 20 };
 
 /* Where the admin API listens, for messages. */
 static const char *
@@ -58,7 +42,7 @@ ng_cli_admin_call(const char *cmd, const ng_config *cfg, const char *method, con
     uint8_t token[32];
     char hex[65], auth[96], url[4300];
     struct curl_slist *h = NULL;
-    struct reply r = {NULL, 0};
+    ng_curlbuf r;
     CURLcode rc;
     CURL *c;
 
@@ -95,25 +79,26 @@ ng_cli_admin_call(const char *cmd, const ng_config *cfg, const char *method, con
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 60000L);
     curl_easy_setopt(c, CURLOPT_PROXY, "");
-    rc = curl_easy_perform(c);
+    ng_curlbuf_init(&r, MAX_REPLY);
+    rc = (CURLcode)ng_curlbuf_attach(c, &r);
+    if (rc == CURLE_OK)
+        rc = curl_easy_perform(c);
     curl_slist_free_all(h);
     if (rc == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
     curl_easy_cleanup(c);
     if (rc != CURLE_OK) {
-        if (r.data != NULL)
-            sodium_memzero(r.data, r.len);
-        free(r.data);
+        ng_curlbuf_free(&r);
         /* Nothing listening: no gateway runs. Anything else (a timeout) is one that does not answer. */
         if (rc == CURLE_COULDNT_CONNECT)
             return NG_CLI_NO_GATEWAY;
         return ng_cli_fail(NG_EXIT_USAGE, cmd, "the gateway on %s does not answer: %s", where(cfg),
-                           curl_easy_strerror(rc));
+                           rc == CURLE_FILESIZE_EXCEEDED || rc == CURLE_WRITE_ERROR ? "reply too large"
+                                                                                    : curl_easy_strerror(rc));
     }
+    /* Handed over whole: the caller wipes and frees it. */
     *reply = r.data != NULL ? r.data : strdup("");
     *len = r.len;
     return *reply != NULL ? 0 : ng_cli_fail(NG_EXIT_USAGE, cmd, "out of memory");

@@ -11,6 +11,7 @@
 
 #include "ng_deliver.h"
 #include "ng_hex.h"
+#include "ng_slot.h"
 #include "ng_tenant.h"
 
 enum {
@@ -76,16 +77,6 @@ mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static unsigned
-bucket_of(const char *slug)
-{
-    uint32_t h = 2166136261u;
-
-    while (*slug != '\0')
-        h = (h ^ (uint8_t)*slug++) * 16777619u;
-    return h % BUCKETS;
-}
-
 static const ng_dir_backend *
 first_active(const ng_dir_tenant *t)
 {
@@ -146,7 +137,7 @@ start_one(ng_deliverer *d, ng_directory *dir, const ng_dir_tenant *t, const ng_d
     snprintf(f->id, sizeof f->id, "%s", it->id);
     snprintf(f->backend, sizeof f->backend, "%s", b->id);
     f->attempts = it->attempts;
-    f->bucket = bucket_of(t->slug);
+    f->bucket = ng_slot_of(t->slug, BUCKETS);
     if (ng_receive_unrecord(it->data, it->len, peer, &parcel, &plen) != NG_OK) {
         dead(d, t->slug, it->id, "", "not a delivery record", "malformed", 0);
         free(f);
@@ -234,7 +225,7 @@ claim_round(ng_deliverer *d)
     for (i = 0; i < ng_directory_count(dir); i++) {
         const ng_dir_tenant *t = ng_directory_at(dir, i);
         const ng_dir_backend *b = first_active(t);
-        unsigned room, used = d->inflight[bucket_of(t->slug)];
+        unsigned room, used = d->inflight[ng_slot_of(t->slug, BUCKETS)];
         ng_queue_batch batch;
 
         if (b == NULL || used >= d->cap)

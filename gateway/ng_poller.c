@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "ng_curlbuf.h"
 #include "ng_deliver.h"
 #include "ng_hex.h"
 #include "ng_queue_http.h"
@@ -48,11 +49,7 @@ struct ng_poller {
     ng_directory *dir; /* the one pairs was built from */
     struct store stores[MAX_STORES];
     size_t nstores;
-};
-
-struct body {
-    char *data;
-    size_t len, cap;
+    ng_deliver_guard store_guard; /* of the peer storage request in progress: one at a time, on this thread */
 };
 
 static uint64_t
@@ -140,27 +137,17 @@ is_gateway_outbox(const char *url)
     return len >= suffix && strcmp(url + len - suffix, "/v1/outbox") == 0;
 }
 
-static size_t
-collect(char *ptr, size_t size, size_t n, void *ctx)
+/* The same line whichever way a peer's outbox is read, so that one search finds every refusal. */
+static void
+log_refused(ng_poller *p, const ng_dir_peer *peer, const char *addr)
 {
-    struct body *b = ctx;
-    size_t add = size * n;
-
-    if (add > b->cap - b->len)
-        return 0; /* over the bound: curl fails the transfer */
-    if (b->data == NULL) {
-        b->data = malloc(b->cap + 1);
-        if (b->data == NULL)
-            return 0;
-    }
-    memcpy(b->data + b->len, ptr, add);
-    b->len += add;
-    return add;
+    ng_log_event(ng_gateway_log(p->g), NG_LOG_WARN, "peer outbox address not allowed (delivery.allow_private)", "peer",
+                 peer->name, "address", addr, NULL);
 }
 
 /* {"parcels": [{"id", "parcel"}], "next"} into out; what a peer sends is checked like any input. */
 static ng_err
-parse_listing(const struct body *b, ng_queue_batch *out)
+parse_listing(const ng_curlbuf *b, ng_queue_batch *out)
 {
     json_t *doc = json_loadb(b->data, b->len, JSON_REJECT_DUPLICATES, NULL), *list, *e;
     const char *next;
@@ -221,8 +208,8 @@ fetch_gateway(ng_poller *p, const ng_dir_peer *peer, const uint8_t kid[NG_KEY_ID
 {
     const ng_config *cfg = ng_gateway_config(p->g);
     char url[NG_QUEUE_HTTP_URL_BYTES + 256], hex[2 * NG_KEY_ID_BYTES + 1], auth[128], tok[65];
-    struct body b = {NULL, 0, 0};
     struct curl_slist *hdrs = NULL;
+    ng_curlbuf b;
     ng_deliver_guard guard;
     char *esc;
     long status = 0;
@@ -244,18 +231,18 @@ fetch_gateway(ng_poller *p, const ng_dir_peer *peer, const uint8_t kid[NG_KEY_ID
     hdrs = curl_slist_append(hdrs, auth);
     sodium_memzero(auth, sizeof auth);
     /* A full batch of the largest parcels, base64, and the JSON around them. */
-    b.cap = limit * ((size_t)cfg->listen.max_body / 3 * 4 + 256) + 4096;
+    ng_curlbuf_init(&b, limit * ((size_t)cfg->listen.max_body / 3 * 4 + 256) + 4096);
     curl_easy_reset(p->curl);
     curl_easy_setopt(p->curl, CURLOPT_URL, url);
     curl_easy_setopt(p->curl, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(p->curl, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(p->curl, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(p->curl, CURLOPT_TIMEOUT_MS, (long)cfg->outbox.http_timeout_ms);
     curl_easy_setopt(p->curl, CURLOPT_NOSIGNAL, 1L);
     /* The outbox URL comes from a peer's connection parameters: the same address rule as webhooks. */
     guard.allow = (const char *const *)cfg->delivery.allow_private;
     guard.allow_len = cfg->delivery.allow_private_len;
     rc = (CURLcode)ng_deliver_guard_install(p->curl, &guard);
+    if (rc == CURLE_OK)
+        rc = (CURLcode)ng_curlbuf_attach(p->curl, &b);
     if (rc == CURLE_OK)
         rc = curl_easy_perform(p->curl);
     curl_slist_free_all(hdrs); /* curl keeps no copy of the token past the transfer */
@@ -267,8 +254,7 @@ fetch_gateway(ng_poller *p, const ng_dir_peer *peer, const uint8_t kid[NG_KEY_ID
         /* Said here, because the caller's "unavailable" would read as our own store. */
         snprintf(st, sizeof st, "%ld", status);
         if (guard.refused)
-            ng_log_event(ng_gateway_log(p->g), NG_LOG_WARN, "peer outbox address not allowed (delivery.allow_private)",
-                         "peer", peer->name, "address", guard.refused_addr, NULL);
+            log_refused(p, peer, guard.refused_addr);
         else
             ng_log_event(ng_gateway_log(p->g), NG_LOG_DEBUG, "peer outbox did not answer", "peer", peer->name, "status",
                          st, "error", rc != CURLE_OK ? curl_easy_strerror(rc) : "server error", NULL);
@@ -284,13 +270,55 @@ fetch_gateway(ng_poller *p, const ng_dir_peer *peer, const uint8_t kid[NG_KEY_ID
         ng_log_event(ng_gateway_log(p->g), NG_LOG_WARN, "peer outbox refused the read", "peer", peer->name, "status",
                      st, NULL);
     }
-    free(b.data);
+    ng_curlbuf_free(&b);
     return err;
+}
+
+/* A peer's storage is where the peer said: the webhooks' address rule, set again on each request. */
+static ng_err
+store_prepare(void *curl, void *user)
+{
+    ng_poller *p = user;
+    const ng_config *cfg = ng_gateway_config(p->g);
+    int rc;
+
+    p->store_guard.allow = (const char *const *)cfg->delivery.allow_private;
+    p->store_guard.allow_len = cfg->delivery.allow_private_len;
+    rc = ng_deliver_guard_install(curl, &p->store_guard);
+    return rc == CURLE_OK ? NG_OK : rc == CURLE_OUT_OF_MEMORY ? NG_ERR_NOMEM : NG_ERR_IO;
+}
+
+/* A refused address is final for this poll: reported as a peer gateway's would be, and the pair backs off. */
+static ng_err
+store_failed(void *curl, int curl_code, void *user)
+{
+    ng_poller *p = user;
+
+    (void)curl;
+    (void)curl_code;
+    return p->store_guard.refused ? NG_ERR_UNAVAILABLE : NG_OK;
+}
+
+/* outbox.http_url, trailing slashes aside: the operator's own store, not an address a peer chose. */
+static int
+is_own_store(const ng_config *cfg, const char *url)
+{
+    size_t a = strlen(url), b = strlen(cfg->outbox.http_url);
+
+    if (cfg->outbox.store != NG_CONFIG_OUTBOX_STORE_HTTP)
+        return 0;
+    while (a > 0 && url[a - 1] == '/')
+        a--;
+    while (b > 0 && cfg->outbox.http_url[b - 1] == '/')
+        b--;
+    return a > 0 && a == b && memcmp(url, cfg->outbox.http_url, a) == 0;
 }
 
 static ng_err
 storage(ng_poller *p, const char *url, ng_queue **q)
 {
+    const ng_config *cfg = ng_gateway_config(p->g);
+    ng_queue_http_options o;
     size_t i;
     ng_err err;
 
@@ -304,7 +332,13 @@ storage(ng_poller *p, const char *url, ng_queue **q)
         memmove(&p->stores[0], &p->stores[1], (MAX_STORES - 1) * sizeof p->stores[0]);
         p->nstores--;
     }
-    err = ng_queue_http_new(q, url, ng_gateway_config(p->g)->outbox.http_timeout_ms);
+    ng_queue_http_options_init(&o, cfg->outbox.http_timeout_ms);
+    if (!is_own_store(cfg, url)) {
+        o.prepare = store_prepare;
+        o.failed = store_failed;
+        o.hook_user = p;
+    }
+    err = ng_queue_http_new_with(q, url, &o);
     if (err)
         return err;
     snprintf(p->stores[p->nstores].url, sizeof p->stores[p->nstores].url, "%s", url);
@@ -322,9 +356,12 @@ fetch(ng_poller *p, const ng_dir_tenant *t, const ng_dir_peer *peer, const uint8
     if (is_gateway_outbox(peer->outbox))
         return fetch_gateway(p, peer, kid, after, limit, out);
     memset(out, 0, sizeof *out);
+    p->store_guard.refused = 0; /* the own store has no guard to clear it */
     err = storage(p, peer->outbox, &q);
     if (err == NG_OK)
         err = ng_queue_outbox_read(q, t->slug, kid, after, limit, out);
+    if (err && p->store_guard.refused)
+        log_refused(p, peer, p->store_guard.refused_addr);
     return err;
 }
 

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ng_slot.h"
+
 enum { SLOTS = 4096, SLUG_BYTES = 64 };
 
 struct slot {
@@ -40,16 +42,6 @@ ng_ratelimit_free(ng_ratelimit *r)
     free(r);
 }
 
-static unsigned
-slot_of(const char *slug)
-{
-    uint32_t h = 2166136261u;
-
-    while (*slug != '\0')
-        h = (h ^ (uint8_t)*slug++) * 16777619u;
-    return h % SLOTS;
-}
-
 int
 ng_ratelimit_take(ng_ratelimit *r, const char *slug, uint32_t rate, size_t n, uint64_t now_ms, uint32_t *retry_after_s)
 {
@@ -61,7 +53,7 @@ ng_ratelimit_take(ng_ratelimit *r, const char *slug, uint32_t rate, size_t n, ui
     if (rate == 0)
         return 1;
     pthread_mutex_lock(&r->lock);
-    s = &r->slots[slot_of(slug)];
+    s = &r->slots[ng_slot_of(slug, SLOTS)];
     if (strncmp(s->slug, slug, sizeof s->slug) != 0) {
         snprintf(s->slug, sizeof s->slug, "%s", slug);
         s->tokens = burst;

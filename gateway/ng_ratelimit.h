@@ -4,9 +4,10 @@
  * bursts of up to R (at least 1). Several gateway processes each apply the
  * limit on their own.
  *
- * The table has a fixed number of slots, found by a hash of the slug; two
- * tenants that share a slot take turns at it, each starting a full bucket,
- * so a collision can only loosen a limit, never refuse a tenant more.
+ * The table has a fixed number of slots, found by a hash of the slug
+ * (ng_slot.h); two tenants that share a slot take turns at it, each
+ * starting a full bucket, so a collision can only loosen a limit, never
+ * refuse a tenant more.
  *
  * THREAD SAFETY: any thread; one mutex.
  */

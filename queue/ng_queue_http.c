@@ -1,8 +1,9 @@
 /*
  * The HTTP storage backend of the outbox (ng_queue_http.h): WebDAV verbs over
  * one reused libcurl easy handle. Each operation is a few requests through
- * one function, perform(), which owns the timeouts, the retries and the
- * size limits, so that every request gets the same treatment.
+ * one function, perform(), which owns the timeouts, the retries, the size
+ * limits and the caller's hooks, so that every request gets the same
+ * treatment.
  */
 #include "ng_queue_http.h"
 
@@ -230,7 +231,7 @@ add_header(struct curl_slist *list, const char *header, int *failed)
  * Runs q until it gets an answer below 500, retrying network errors and
  * 5xx with exponential backoff and jitter within timeout_ms. NG_OK with
  * q->status set, or NG_ERR_UNAVAILABLE, NG_ERR_TOO_LARGE, NG_ERR_IO,
- * NG_ERR_NOMEM.
+ * NG_ERR_NOMEM, or what a hook returned.
  */
 static ng_err
 perform(struct http_queue *h, struct request *q)
@@ -251,6 +252,11 @@ perform(struct http_queue *h, struct request *q)
     if (failed || setup(h, q, headers) != CURLE_OK) {
         curl_slist_free_all(headers);
         return NG_ERR_NOMEM;
+    }
+    /* After setup, so that the caller's rules win over ours and survive nothing but the next reset. */
+    if (h->opt.prepare != NULL && (err = h->opt.prepare(h->curl, h->opt.hook_user)) != NG_OK) {
+        curl_slist_free_all(headers);
+        return err;
     }
     for (attempt = 0;; attempt++) {
         uint64_t spent = clock_ms() - start, left = spent < budget ? budget - spent : 1, delay;
@@ -281,6 +287,9 @@ perform(struct http_queue *h, struct request *q)
             break;
         } else if (rc == CURLE_WRITE_ERROR || rc == CURLE_OUT_OF_MEMORY) {
             err = NG_ERR_NOMEM;
+            break;
+        } else if (h->opt.failed != NULL && (err = h->opt.failed(h->curl, (int)rc, h->opt.hook_user)) != NG_OK) {
+            /* The hook's own refusal (say, of an address) looks like a failed connect: not worth a retry. */
             break;
         } else if (transient(rc)) {
             err = NG_ERR_UNAVAILABLE;

@@ -30,6 +30,26 @@
  * (a listing over max_listing_bytes, a parcel over max_parcel_bytes);
  * NG_ERR_PARSE (a listing that is not a multistatus, see ng_propfind.h).
  *
+ * Hooks. A caller may add rules of its own to every request through the
+ * prepare and failed options: an address guard when the base URL came from
+ * someone else (the poller reading a peer's storage), a client
+ * certificate, a source address. queue/ knows nothing of what they do.
+ *   prepare  runs for each request, after the queue has set its own
+ *            options on the libcurl easy handle (a CURL *; the handle is
+ *            reset between requests, so anything set earlier is gone).
+ *            What it sets wins, and stays for that request's retries. It
+ *            must leave the URL, method, headers, callbacks and their data,
+ *            and the timeouts alone. Anything but NG_OK ends the operation
+ *            with that code before the request is sent.
+ *   failed   runs after each attempt that got no HTTP answer (a libcurl
+ *            error other than the queue's own limits: too large, out of
+ *            memory), with the CURLcode, never CURLE_OK, so that a refusal
+ *            of the hook's own (its socket callback said no) is not taken
+ *            for a network error. NG_OK leaves the failure to the queue
+ *            (retried if it looks transient); anything else ends the
+ *            operation with that code at once, without retries.
+ * Both get hook_user and run on the thread that called the operation.
+ *
  * THREAD SAFETY: a handle is used by one thread at a time (ng_queue.h).
  */
 #ifndef NG_QUEUE_HTTP_H
@@ -46,17 +66,24 @@ enum {
     NG_QUEUE_HTTP_DEFAULT_BACKOFF_MS = 50,
 };
 
+/* See "Hooks" above. curl is the CURL * of the request. */
+typedef ng_err (*ng_queue_http_prepare_fn)(void *curl, void *user);
+typedef ng_err (*ng_queue_http_failed_fn)(void *curl, int curl_code, void *user);
+
 typedef struct ng_queue_http_options {
-    int timeout_ms;           /* > 0: each request, retries and backoff included */
-    int connect_timeout_ms;   /* 0: timeout_ms */
-    int retries;              /* further attempts after a network error or a 5xx, 0..10 */
-    int backoff_ms;           /* before the first retry, doubled for each next one, jittered */
-    size_t max_listing_bytes; /* a PROPFIND reply; 0: NG_PROPFIND_DEFAULT_MAX_BYTES */
-    size_t max_entries;       /* responses in a listing; 0: NG_PROPFIND_DEFAULT_MAX_ENTRIES */
-    size_t max_parcel_bytes;  /* one object; 0: NG_PARCEL_DEFAULT_MAX_BYTES */
+    int timeout_ms;                   /* > 0: each request, retries and backoff included */
+    int connect_timeout_ms;           /* 0: timeout_ms */
+    int retries;                      /* further attempts after a network error or a 5xx, 0..10 */
+    int backoff_ms;                   /* before the first retry, doubled for each next one, jittered */
+    size_t max_listing_bytes;         /* a PROPFIND reply; 0: NG_PROPFIND_DEFAULT_MAX_BYTES */
+    size_t max_entries;               /* responses in a listing; 0: NG_PROPFIND_DEFAULT_MAX_ENTRIES */
+    size_t max_parcel_bytes;          /* one object; 0: NG_PARCEL_DEFAULT_MAX_BYTES */
+    ng_queue_http_prepare_fn prepare; /* NULL: none */
+    ng_queue_http_failed_fn failed;   /* NULL: none */
+    void *hook_user;                  /* handed to both; must outlive the queue */
 } ng_queue_http_options;
 
-/* The defaults, with timeout_ms. */
+/* The defaults, with timeout_ms, and no hooks. */
 void ng_queue_http_options_init(ng_queue_http_options *o, int timeout_ms) NG_NONNULL(1);
 
 /*

@@ -10,9 +10,11 @@
  * The backend runs against a real nginx (dav + dav-ext) started for the
  * suite: order and cursors, a restart and a new handle, trim, nginx down
  * and hung, 5xx retried and 4xx not, no redirects, size limits, a garbage
- * listing, an object gone between listing and GET, MKCOL after a 409, and
- * one reused connection. Each test works in an outbox of its own (a random
- * key id).
+ * listing, an object gone between listing and GET, MKCOL after a 409,
+ * one reused connection, and the caller's hooks (an address guard that
+ * refuses 127.0.0.1 fails each operation at once, sends nothing, and lets
+ * the next request through once it allows it). Each test works in an
+ * outbox of its own (a random key id).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,6 +30,7 @@
 #include <cmocka.h>
 #include <sodium.h>
 
+#include "ng_deliver.h"
 #include "ng_hex.h"
 #include "ng_parcel.h"
 #include "ng_propfind.h"
@@ -1270,6 +1273,130 @@ test_one_connection(void **state)
     assert_int_equal(lines, 19);
 }
 
+/* What the poller does for a peer's storage: the delivery adapter's address guard, through the hooks. */
+struct hook_ctx {
+    ng_deliver_guard guard;
+    const char *allow[1];
+    size_t allow_len;
+    ng_err prepare_err; /* what prepare answers instead of installing the guard; NG_OK: install it */
+    int prepared, failures;
+};
+
+static ng_err
+hook_prepare(void *curl, void *user)
+{
+    struct hook_ctx *h = user;
+
+    h->prepared++;
+    if (h->prepare_err != NG_OK)
+        return h->prepare_err;
+    h->guard.allow = h->allow;
+    h->guard.allow_len = h->allow_len;
+    return ng_deliver_guard_install(curl, &h->guard) == 0 ? NG_OK : NG_ERR_IO;
+}
+
+static ng_err
+hook_failed(void *curl, int curl_code, void *user)
+{
+    struct hook_ctx *h = user;
+
+    assert_non_null(curl);
+    assert_int_not_equal(curl_code, 0);
+    h->failures++;
+    return h->guard.refused ? NG_ERR_IO : NG_OK;
+}
+
+static ng_queue *
+open_hooked(const char *base, struct hook_ctx *h)
+{
+    ng_queue_http_options o;
+    ng_queue *q = NULL;
+
+    ng_queue_http_options_init(&o, 5000);
+    o.prepare = hook_prepare;
+    o.failed = hook_failed;
+    o.hook_user = h;
+    assert_int_equal(ng_queue_http_new_with(&q, base, &o), NG_OK);
+    return q;
+}
+
+static void
+test_hooks_guard(void **state)
+{
+    struct sealed s;
+    char id[NG_QUEUE_ID_BYTES], key_hex[65], url[256], line[300];
+    uint8_t key[NG_QUEUE_KEY_ID_BYTES];
+    struct hook_ctx h;
+    struct timespec t0;
+    ng_queue *q;
+    ng_queue_batch b;
+    size_t removed = 7;
+    int port;
+
+    (void)state;
+    memset(&h, 0, sizeof h);
+    h.allow[0] = "127.0.0.1";
+    new_key(key, key_hex);
+    seal(&s, 1700000000000, 60000);
+    snprintf(url, sizeof url, "%s/outbox", ngx.url);
+    q = open_hooked(url, &h);
+
+    /* Refused at connect time: each operation fails with the hook's code, at once, not retried. */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(ng_queue_outbox_read(q, "t1", key, "", 10, &b), NG_ERR_IO);
+    assert_int_equal(b.n, 0);
+    assert_null(b.items);
+    assert_int_equal(h.prepared, 1);
+    assert_int_equal(h.failures, 1);
+    assert_true(h.guard.refused);
+    assert_string_equal(h.guard.refused_addr, "127.0.0.1");
+    assert_int_equal(append(q, key, &s, id), NG_ERR_IO);
+    assert_string_equal(id, "");
+    assert_int_equal(ng_queue_outbox_trim(q, "t1", key, 1800000000000, &removed), NG_ERR_IO);
+    assert_int_equal(removed, 0);
+    assert_int_equal(h.prepared, 3);
+    assert_int_equal(h.failures, 3);
+    assert_true(elapsed_ms(&t0) < 1000);
+    /* Nothing reached the store. */
+    nginx_server_nap(100);
+    assert_int_equal(nginx_server_count(&ngx, key_hex), 0);
+    assert_false(object_exists("outbox", key_hex, ""));
+
+    /* Allowed now: the same handle works, the guard set again on each request (MKCOL, PUT, PROPFIND, GET). */
+    h.allow_len = 1;
+    assert_int_equal(append(q, key, &s, id), NG_OK);
+    assert_true(object_exists("outbox", key_hex, id));
+    assert_int_equal(ng_queue_outbox_read(q, "t1", key, "", 10, &b), NG_OK);
+    assert_int_equal(b.n, 1);
+    assert_string_equal(b.items[0].id, id);
+    ng_queue_batch_free(&b);
+    assert_int_equal(h.prepared, 7);
+    assert_int_equal(h.failures, 3);
+    assert_false(h.guard.refused);
+
+    /* prepare says no: its code, and the request is not sent. */
+    h.prepare_err = NG_ERR_UNSUPPORTED;
+    assert_int_equal(ng_queue_outbox_read(q, "t1", key, "", 10, &b), NG_ERR_UNSUPPORTED);
+    assert_int_equal(b.n, 0);
+    snprintf(line, sizeof line, "PROPFIND /outbox/%s/", key_hex);
+    assert_int_equal(count_requests(line, 2), 1);
+    assert_int_equal(h.failures, 3);
+    ng_queue_free(q);
+
+    /* A failure that is not the hook's is the queue's as before: a refused connection, retried. */
+    h.prepare_err = NG_OK;
+    h.prepared = h.failures = 0;
+    port = nginx_server_free_port();
+    assert_true(port > 0);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/outbox", port);
+    q = open_hooked(url, &h);
+    assert_int_equal(ng_queue_outbox_read(q, "t1", key, "", 10, &b), NG_ERR_UNAVAILABLE);
+    assert_int_equal(h.prepared, 1);
+    assert_int_equal(h.failures, 1 + NG_QUEUE_HTTP_DEFAULT_RETRIES);
+    assert_false(h.guard.refused);
+    ng_queue_free(q);
+}
+
 /* Locations beside the WebDAV one at /. */
 static const char locations[] =
     "    location /fail/ { return 503; }\n"
@@ -1339,6 +1466,7 @@ main(void)
         cmocka_unit_test(test_limits_while_streaming),
         cmocka_unit_test(test_mkcol_after_409),
         cmocka_unit_test(test_one_connection),
+        cmocka_unit_test(test_hooks_guard),
     };
     int failed;
 
