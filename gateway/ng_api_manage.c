@@ -63,13 +63,21 @@ op_of(ng_manage_kind kind, const char *slug, const char *id)
     return op;
 }
 
+/* A route whose request has no body: the operation names all it needs. */
+static void
+simple(ng_gateway *g, const ng_request *req, ng_response *res, ng_manage_kind kind, const char *slug, const char *id)
+{
+    ng_manage_op op = op_of(kind, slug, id);
+
+    (void)req;
+    run(g, res, &op, 200);
+}
+
 void
 ng_api_manage_tenants(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
 {
-    ng_manage_op op = op_of(NG_MANAGE_TENANT_LIST, NULL, NULL);
-
-    (void)req, (void)params;
-    run(g, res, &op, 200);
+    (void)params;
+    simple(g, req, res, NG_MANAGE_TENANT_LIST, NULL, NULL);
 }
 
 void
@@ -99,98 +107,80 @@ ng_api_manage_tenant_create(ng_gateway *g, const ng_request *req, ng_response *r
 void
 ng_api_manage_tenant(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
 {
-    ng_manage_op op = op_of(NG_MANAGE_TENANT_SHOW, params[0], NULL);
-
-    (void)req;
-    run(g, res, &op, 200);
+    simple(g, req, res, NG_MANAGE_TENANT_SHOW, params[0], NULL);
 }
 
 void
 ng_api_manage_tenant_delete(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
 {
-    ng_manage_op op = op_of(NG_MANAGE_TENANT_DELETE, params[0], NULL);
-
-    (void)req;
-    run(g, res, &op, 200);
+    simple(g, req, res, NG_MANAGE_TENANT_DELETE, params[0], NULL);
 }
 
 void
 ng_api_manage_backends(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
 {
-    ng_manage_op op = op_of(NG_MANAGE_BACKEND_LIST, params[0], NULL);
+    simple(g, req, res, NG_MANAGE_BACKEND_LIST, params[0], NULL);
+}
 
-    (void)req;
-    run(g, res, &op, 200);
+/*
+ * A route that adds something from a body of one required and one optional
+ * string, put into the operation at need and may; 201 once stored.
+ */
+static void
+add(ng_gateway *g, const ng_request *req, ng_response *res, ng_manage_op *op, const char *need_name, const char **need,
+    const char *may_name, const char **may)
+{
+    const ng_jsonbody_field fields[] = {
+        {need_name, NG_JSONBODY_STRING, 1, need, NULL, NULL, 0},
+        {may_name, NG_JSONBODY_STRING, 0, may, NULL, NULL, 0},
+        {NULL, 0, 0, NULL, NULL, NULL, 0},
+    };
+    json_t *doc;
+
+    if (ng_jsonbody_parse(req, res, MAX_BODY, fields, &doc) != 0)
+        return;
+    run(g, res, op, 201);
+    json_decref(doc); /* wipes what it held (ng_jsonmem): connection parameters carry secrets */
 }
 
 void
 ng_api_manage_backend_add(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
 {
     ng_manage_op op = op_of(NG_MANAGE_BACKEND_ADD, params[0], NULL);
-    const ng_jsonbody_field fields[] = {
-        {"url", NG_JSONBODY_STRING, 1, &op.url, NULL, NULL, 0},
-        {"public_key", NG_JSONBODY_STRING, 0, &op.text, NULL, NULL, 0},
-        {NULL, 0, 0, NULL, NULL, NULL, 0},
-    };
-    json_t *doc;
 
-    if (ng_jsonbody_parse(req, res, MAX_BODY, fields, &doc) != 0)
-        return;
-    run(g, res, &op, 201);
-    json_decref(doc);
+    add(g, req, res, &op, "url", &op.url, "public_key", &op.text);
 }
 
 void
 ng_api_manage_backend_remove(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
 {
-    ng_manage_op op = op_of(NG_MANAGE_BACKEND_REMOVE, params[0], params[1]);
-
-    (void)req;
-    run(g, res, &op, 200);
+    simple(g, req, res, NG_MANAGE_BACKEND_REMOVE, params[0], params[1]);
 }
 
 void
 ng_api_manage_backend_rotate(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
 {
-    ng_manage_op op = op_of(NG_MANAGE_BACKEND_ROTATE, params[0], params[1]);
-
-    (void)req;
-    run(g, res, &op, 200);
+    simple(g, req, res, NG_MANAGE_BACKEND_ROTATE, params[0], params[1]);
 }
 
 void
 ng_api_manage_peers(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
 {
-    ng_manage_op op = op_of(NG_MANAGE_PEER_LIST, params[0], NULL);
-
-    (void)req;
-    run(g, res, &op, 200);
+    simple(g, req, res, NG_MANAGE_PEER_LIST, params[0], NULL);
 }
 
 void
 ng_api_manage_peer_import(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
 {
     ng_manage_op op = op_of(NG_MANAGE_PEER_IMPORT, params[0], NULL);
-    const ng_jsonbody_field fields[] = {
-        {"params", NG_JSONBODY_STRING, 1, &op.text, NULL, NULL, 0},
-        {"name", NG_JSONBODY_STRING, 0, &op.id, NULL, NULL, 0},
-        {NULL, 0, 0, NULL, NULL, NULL, 0},
-    };
-    json_t *doc;
 
-    if (ng_jsonbody_parse(req, res, MAX_BODY, fields, &doc) != 0)
-        return;
-    run(g, res, &op, 201);
-    json_decref(doc); /* wipes the parameters' secrets (ng_jsonmem) */
+    add(g, req, res, &op, "params", &op.text, "name", &op.id);
 }
 
 void
 ng_api_manage_peer_remove(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
 {
-    ng_manage_op op = op_of(NG_MANAGE_PEER_REMOVE, params[0], params[1]);
-
-    (void)req;
-    run(g, res, &op, 200);
+    simple(g, req, res, NG_MANAGE_PEER_REMOVE, params[0], params[1]);
 }
 
 void
@@ -210,19 +200,13 @@ ng_api_manage_params(ng_gateway *g, const ng_request *req, ng_response *res, con
 void
 ng_api_manage_keys(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
 {
-    ng_manage_op op = op_of(NG_MANAGE_KEY_LIST, params[0], NULL);
-
-    (void)req;
-    run(g, res, &op, 200);
+    simple(g, req, res, NG_MANAGE_KEY_LIST, params[0], NULL);
 }
 
 void
 ng_api_manage_key_rotate(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
 {
-    ng_manage_op op = op_of(NG_MANAGE_KEY_ROTATE, params[0], NULL);
-
-    (void)req;
-    run(g, res, &op, 200);
+    simple(g, req, res, NG_MANAGE_KEY_ROTATE, params[0], NULL);
 }
 
 void
