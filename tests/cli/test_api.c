@@ -15,15 +15,7 @@
  * searched for secrets and bodies that must never be written there.
  * NG_KEEP=1 keeps the temporary directory (configuration, data, gw.log).
  */
-#include <netinet/in.h>
-#include <strings.h>
-#include <sys/socket.h>
-
-#include "cli_harness.h"
-
-#include <curl/curl.h>
-#include <jansson.h>
-#include <sodium.h>
+#include "gateway_harness.h"
 
 #include "ng_hex.h"
 #include "ng_key.h"
@@ -39,10 +31,6 @@ enum {
     MESSAGE_MAX_BODY = 16384,
     /* Short, so that a stopped Redis turns into a 503 quickly. */
     REDIS_TIMEOUT_MS = 500,
-    /* Generous: the binary may be an ASan build on a loaded 2-core machine. */
-    HTTP_TIMEOUT_MS = 20000,
-    START_TIMEOUT_MS = 30000,
-    STOP_TIMEOUT_MS = 20000,
     ID_HEX = 2 * NG_PARCEL_MESSAGE_ID_BYTES,
     KID_HEX = 2 * NG_KEY_ID_BYTES,
     TOKEN_HEX = 64,
@@ -54,25 +42,12 @@ enum {
 
 /* ---- the suite's state ---- */
 
-static char dir[PATH_MAX / 2], cfg[PATH_MAX], logpath[PATH_MAX], admin_sock[PATH_MAX];
-static int port;
-static pid_t gw;
+static char dir[PATH_MAX / 2];
+static gateway gw = {.name = "gw"};
 /* The redis-server this suite stopped with SIGSTOP, to be resumed whatever happens. */
 static pid_t stopped_redis;
-/* JSON documents of the running test, released by its teardown. */
-static json_t *keep;
-/* A random tag in every body, so that the log search cannot match by chance. */
-static char tag[17];
-
-typedef struct backend {
-    char whsec[80];
-    uint8_t secret[NG_WEBHOOK_SECRET_MAX];
-    size_t secret_len;
-    uint8_t sk[crypto_sign_SECRETKEYBYTES]; /* v1a backends: signs instead of the secret */
-    int v1a;
-} backend;
-
-static backend alice_v1, alice_ed = {.v1a = 1}, carol_v1;
+/* v1a backends sign with their Ed25519 key instead of the secret. */
+static signer alice_v1, alice_ed = {.v1a = 1}, carol_v1;
 static char alice_token[TOKEN_HEX + 1], bob_token[TOKEN_HEX + 1], carol_token[TOKEN_HEX + 1];
 static char alice_kid[KID_HEX + 1], bob_kid[KID_HEX + 1], carol_kid[KID_HEX + 1];
 
@@ -108,25 +83,7 @@ body_text(const char *what)
     return bodies[n_bodies++];
 }
 
-/* ---- time, processes ---- */
-
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static uint64_t
-wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
+/* ---- time ---- */
 
 /*
  * Unix seconds from the clock the gateway reads. Not time(): that may be
@@ -150,161 +107,12 @@ at_second_start(void)
         sleep_ms(20);
 }
 
-static int
-free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), p = -1;
-
-    if (fd < 0)
-        return -1;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        p = ntohs(a.sin_port);
-    close(fd);
-    return p;
-}
-
-static pid_t
-redis_pid(void)
-{
-    char path[PATH_MAX + 32];
-    blob *b;
-
-    snprintf(path, sizeof path, "%s/data/redis/redis.pid", dir);
-    b = slurp(path);
-    return b == NULL ? 0 : (pid_t)strtol(text_of(b), NULL, 10);
-}
-
-/* ---- HTTP ---- */
-
-typedef struct reply {
-    long status; /* -1: nothing answered */
-    blob *body, *head;
-    json_t *json;     /* the body, if it is JSON */
-    const char *code; /* error.code, or "" */
-} reply;
-
-/* The last request, for failure messages. */
-static char last_req[256];
-
-static size_t
-collect(char *p, size_t size, size_t n, void *ctx)
-{
-    blob_append(ctx, p, size * n);
-    return size * n;
-}
-
-static json_t *
-kept(json_t *j)
-{
-    if (j != NULL)
-        json_array_append_new(keep, j);
-    return j;
-}
-
-static const char *
-jstr(const json_t *j, const char *key)
-{
-    const char *s = json_string_value(json_object_get(j, key));
-
-    if (s == NULL)
-        fail_msg("%s: no string \"%s\" in the answer", last_req, key);
-    return s;
-}
-
-/* One request to the public listener; headers are "Name: value" lines. */
-static reply
-http(const char *method, const char *path, const char *const *headers, const void *data, size_t len)
-{
-    char url[512];
-    struct curl_slist *h = NULL;
-    reply r = {-1, blob_new(), blob_new(), NULL, ""};
-    CURL *c = curl_easy_init();
-    size_t i;
-
-    assert_non_null(c);
-    snprintf(last_req, sizeof last_req, "%s %.200s", method, path);
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    /* No 100-continue round trip, and no form content type curl would add on its own. */
-    h = curl_slist_append(h, "Expect:");
-    for (i = 0; headers != NULL && headers[i] != NULL; i++)
-        h = curl_slist_append(h, headers[i]);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)HTTP_TIMEOUT_MS);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_PROXY, "");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r.body);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, r.head);
-    if (data != NULL) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, data);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    }
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    r.json = kept(json_loadb(text_of(r.body), r.body->len, 0, NULL));
-    if (r.json != NULL) {
-        const char *code = json_string_value(json_object_get(json_object_get(r.json, "error"), "code"));
-        r.code = code != NULL ? code : "";
-    }
-    return r;
-}
-
-#define GET(path) http("GET", (path), NULL, NULL, 0)
-
-/* A response header's value (in a blob), or NULL. */
-static const char *
-header_of(const reply *r, const char *name)
-{
-    const char *line = text_of(r->head);
-    size_t n = strlen(name);
-
-    while (line != NULL && *line != '\0') {
-        const char *end = strstr(line, "\r\n");
-        size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
-
-        if (len > n && strncasecmp(line, name, n) == 0 && line[n] == ':') {
-            const char *v = line + n + 1;
-
-            while (*v == ' ')
-                v++;
-            return text_of(blob_of(v, len - (size_t)(v - line)));
-        }
-        line = end != NULL ? end + 2 : NULL;
-    }
-    return NULL;
-}
-
-#define EXPECT_REPLY(r, status, code) expect_reply_at((r), (status), (code), __LINE__)
-
-/* The status and, for an error, its code: a refusal for another reason must not pass. */
-static void
-expect_reply_at(reply r, long status, const char *code, int line)
-{
-    if (r.status != status || (code != NULL && strcmp(r.code, code) != 0))
-        fail_msg("line %d: %s: got %ld \"%s\", expected %ld \"%s\"; body: %.300s", line, last_req, r.status, r.code,
-                 status, code != NULL ? code : "", text_of(r.body));
-    if (status >= 400 && (r.json == NULL || r.code[0] == '\0' ||
-                          !json_is_string(json_object_get(json_object_get(r.json, "error"), "message"))))
-        fail_msg("line %d: %s: %ld without {\"error\": {\"code\", \"message\"}}: %.300s", line, last_req, r.status,
-                 text_of(r.body));
-}
-
 /* ---- signed submissions ---- */
 
 /* A request to POST /v1/tenants/{tenant}/messages; zero fields take the defaults named. */
 typedef struct msg_req {
     const char *tenant; /* alice */
-    const backend *by;  /* alice_v1 */
+    const signer *by;   /* alice_v1 */
     const char *body;
     const char *content_type; /* application/json */
     const char *signed_body;  /* what the signature covers, if not the body */
@@ -320,27 +128,6 @@ typedef struct msg_req {
 } msg_req;
 
 #define POST_MSG(...) post_msg(&(msg_req){__VA_ARGS__})
-
-static void
-fresh_id(char out[40])
-{
-    uint8_t r[12];
-    char hex[25];
-
-    randombytes_buf(r, sizeof r);
-    ng_hex_encode(hex, sizeof hex, r, sizeof r);
-    snprintf(out, 40, "msg_%s", hex);
-}
-
-/* "v1,<base64>" or "v1a,<base64>" by b, as a backend's Standard Webhooks library would send it. */
-static void
-sign(char out[NG_WEBHOOK_SIGNATURE_BYTES], const backend *b, const char *id, int64_t ts, const void *body, size_t len)
-{
-    if (b->v1a)
-        assert_int_equal(ng_webhook_sign_v1a(out, b->sk, id, ts, body, len), NG_OK);
-    else
-        assert_int_equal(ng_webhook_sign_v1(out, b->secret, b->secret_len, id, ts, body, len), NG_OK);
-}
 
 /* The same signature with one bit of its first byte changed: still well-formed, no longer valid. */
 static void
@@ -368,7 +155,7 @@ refused_add(const char *code)
 
 /* Enters a 202 into the ledger: each message stored once, and alice's to bob in order. */
 static void
-ledger_add(const char *tenant, const reply *r)
+ledger_add(const char *slug, const reply *r)
 {
     json_t *list = json_object_get(r->json, "messages"), *m;
     size_t i, n = json_is_array(list) ? json_array_size(list) : 1;
@@ -378,7 +165,7 @@ ledger_add(const char *tenant, const reply *r)
     accepted += (long)n;
     for (i = 0; i < n; i++) {
         m = json_is_array(list) ? json_array_get(list, i) : r->json;
-        if (strcmp(tenant, "alice") != 0 || strcmp(jstr(m, "recipient"), "bob") != 0)
+        if (strcmp(slug, "alice") != 0 || strcmp(jstr(m, "recipient"), "bob") != 0)
             continue;
         assert_true(n_to_bob < MAX_SENT);
         assert_true(is_lower_hex(jstr(m, "id"), ID_HEX));
@@ -390,8 +177,8 @@ ledger_add(const char *tenant, const reply *r)
 static reply
 post_msg(const msg_req *q)
 {
-    const char *tenant = q->tenant != NULL ? q->tenant : "alice";
-    const backend *by = q->by != NULL ? q->by : &alice_v1;
+    const char *slug = q->tenant != NULL ? q->tenant : "alice";
+    const signer *by = q->by != NULL ? q->by : &alice_v1;
     size_t len = strlen(q->body), n = 0, i;
     const char *signed_body = q->signed_body != NULL ? q->signed_body : q->body;
     size_t signed_len = q->signed_body != NULL ? strlen(q->signed_body) : len;
@@ -410,46 +197,24 @@ post_msg(const msg_req *q)
     snprintf(ct, sizeof ct, "Content-Type: %s", q->content_type != NULL ? q->content_type : "application/json");
     h[n++] = ct;
     if (!q->bare) {
-        char line[NG_WEBHOOK_HEADER_MAX + 64];
+        char tstext[32];
 
-        snprintf(line, sizeof line, "webhook-id: %s", id);
-        h[n++] = text_of(blob_str(line));
-        if (q->timestamp != NULL)
-            snprintf(line, sizeof line, "webhook-timestamp: %s", q->timestamp);
-        else
-            snprintf(line, sizeof line, "webhook-timestamp: %lld", (long long)ts);
-        h[n++] = text_of(blob_str(line));
-        snprintf(line, sizeof line, "webhook-signature: %s", q->signature != NULL ? q->signature : sig);
-        h[n++] = text_of(blob_str(line));
+        snprintf(tstext, sizeof tstext, "%lld", (long long)ts);
+        n = webhook_headers(h, n, id, q->timestamp != NULL ? q->timestamp : tstext,
+                            q->signature != NULL ? q->signature : sig);
     }
     for (i = 0; q->extra != NULL && q->extra[i] != NULL; i++) {
         assert_true(n < sizeof h / sizeof h[0] - 1);
         h[n++] = q->extra[i];
     }
     h[n] = NULL;
-    snprintf(path, sizeof path, "/v1/tenants/%s/messages", tenant);
-    r = http("POST", path, h, q->body, len);
+    snprintf(path, sizeof path, "/v1/tenants/%s/messages", slug);
+    r = gw_http(&gw, "POST", path, h, q->body, len);
     if (r.status == 202)
-        ledger_add(tenant, &r);
+        ledger_add(slug, &r);
     else if (r.code[0] != '\0')
         refused_add(r.code);
     return r;
-}
-
-/* A JSON text (in a blob) of a document built here. */
-static const char *
-dump(json_t *doc)
-{
-    char *s;
-    const char *t;
-
-    assert_non_null(doc);
-    s = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(doc);
-    assert_non_null(s);
-    t = text_of(blob_str(s));
-    free(s);
-    return t;
 }
 
 /* One message from alice to bob: body text, ttl. */
@@ -501,7 +266,7 @@ outbox_get(const char *kid, const char *token, const char *query)
     snprintf(path, sizeof path, "/v1/outbox/%s%s", kid, query != NULL ? query : "");
     if (token != NULL)
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-    return http("GET", path, token != NULL ? h : NULL, NULL, 0);
+    return gw_http(&gw, "GET", path, token != NULL ? h : NULL, NULL, 0);
 }
 
 /* Everything token's tenant sealed for kid, oldest first, into got. */
@@ -565,49 +330,7 @@ find_parcel(const char *id)
 
 /* ---- the CLI ---- */
 
-#define CLI(...) cli(ARGS(__VA_ARGS__, "--config", cfg))
-
-static blob *
-cli(const char *const *args)
-{
-    result r = ng(NULL, args);
-
-    EXPECT_EXIT(r, 0);
-    return r.out;
-}
-
-static json_t *
-cli_json(const char *const *args)
-{
-    blob *out = cli(args);
-    json_t *j = kept(json_loadb(text_of(out), out->len, 0, NULL));
-
-    if (j == NULL)
-        fail_msg("`%s` printed no JSON: %s", last_cmd, text_of(out));
-    return j;
-}
-
-/* The newest key id of a tenant: what peers seal to. */
-static void
-key_id_of(const char *slug, char out[KID_HEX + 1])
-{
-    json_t *keys = json_object_get(cli_json(ARGS("tenant", "show", slug, "--json", "--config", cfg)), "keys");
-    json_t *k = json_array_get(keys, json_array_size(keys) - 1);
-    const char *s = json_string_value(json_object_get(k, "key_id"));
-
-    assert_true(is_lower_hex(s, KID_HEX));
-    memcpy(out, s, KID_HEX + 1);
-}
-
-/* The one line of `peer export`, without its newline. */
-static const char *
-export_params(const char *slug, const char *outbox)
-{
-    blob *out = outbox != NULL ? CLI("peer", "export", slug, "--outbox", outbox) : CLI("peer", "export", slug);
-
-    assert_true(out->len > 7 && strncmp(text_of(out), "ngcp1:", 6) == 0);
-    return text_of(blob_of(out->data, strcspn(text_of(out), "\n")));
-}
+#define CLI(...) GCLI(&gw, __VA_ARGS__)
 
 /* The read token inside connection parameters: what a peer presents to read the tenant's outbox. */
 static void
@@ -632,19 +355,14 @@ read_token_of(const char *params, char out[TOKEN_HEX + 1])
 
 /* The webhook secret `backend add` prints once. */
 static void
-add_backend(backend *b, const char *slug, const char *url, const char *whpk)
+backend_add(signer *b, const char *slug, const char *url, const char *whpk)
 {
     blob *out = whpk != NULL ? CLI("backend", "add", slug, "--url", url, "--public-key", whpk)
                              : CLI("backend", "add", slug, "--url", url);
     const char *p = strstr(text_of(out), "whsec_");
-    size_t n;
 
     assert_non_null(p);
-    n = strcspn(p, " \t\r\n");
-    assert_true(n < sizeof b->whsec);
-    memcpy(b->whsec, p, n);
-    b->whsec[n] = '\0';
-    assert_int_equal(ng_webhook_secret_parse(b->whsec, b->secret, sizeof b->secret, &b->secret_len), NG_OK);
+    signer_whsec(b, p, strcspn(p, " \t\r\n"));
 }
 
 /* `noisegate open --tenant bob` on a parcel: bob's key from the vault; the body on stdout, the report on stderr. */
@@ -656,125 +374,54 @@ open_as_bob(const parcel *p)
 
     snprintf(path, sizeof path, "%s/parcel.ngp", dir);
     put_file(path, p->bytes->data, p->bytes->len);
-    r = ng(NULL, ARGS("open", "--tenant", "bob", "--config", cfg, "--json", path));
+    r = ng(NULL, ARGS("open", "--tenant", "bob", "--config", gw.cfg, "--json", path));
     EXPECT_EXIT(r, 0);
     return r;
 }
 
 /* ---- the gateway ---- */
 
-static void
-start_gateway(void)
-{
-    const char *argv[] = {ng_bin, "serve", "--config", cfg, NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    long t0 = now_ms();
-    int rc;
-
-    assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-    assert_int_equal(posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0), 0);
-    assert_int_equal(posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0), 0);
-    assert_int_equal(posix_spawn_file_actions_addopen(&fa, 2, logpath, O_WRONLY | O_CREAT | O_APPEND, 0600), 0);
-    spawn_attr(&attr);
-    rc = posix_spawn(&gw, ng_bin, &fa, &attr, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0)
-        fail_msg("posix_spawn %s: %s", ng_bin, strerror(rc));
-    while (now_ms() - t0 < START_TIMEOUT_MS) {
-        if (GET("/healthz").status == 200)
-            return;
-        if (waitpid(gw, NULL, WNOHANG) == gw) {
-            gw = 0;
-            fail_msg("noisegate serve exited at start; see %s", logpath);
-        }
-        sleep_ms(50);
-    }
-    fail_msg("noisegate serve did not answer /healthz");
-}
-
-/* SIGTERM drains and exits 0. */
-static void
-stop_gateway(void)
-{
-    long t0 = now_ms();
-    int st = 0;
-    pid_t pid = gw;
-
-    assert_true(pid > 0);
-    assert_int_equal(kill(pid, SIGTERM), 0);
-    while (waitpid(pid, &st, WNOHANG) == 0) {
-        if (now_ms() - t0 > STOP_TIMEOUT_MS) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            gw = 0;
-            fail_msg("noisegate serve did not stop on SIGTERM");
-        }
-        sleep_ms(20);
-    }
-    gw = 0;
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        fail_msg("noisegate serve stopped with %s %d; see %s", WIFEXITED(st) ? "status" : "signal",
-                 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), logpath);
-}
-
 static int
 group_setup(void **state)
 {
-    uint8_t pk[crypto_sign_PUBLICKEYBYTES], t[8];
-    char whpk[80];
-    const char *base = getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp";
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES];
+    char whpk[80], listen[128], sections[512];
 
     (void)state;
-    keep = json_array();
-    randombytes_buf(t, sizeof t);
-    ng_hex_encode(tag, sizeof tag, t, sizeof t);
-    snprintf(dir, sizeof dir, "%s/ngapi-XXXXXX", base);
-    if (mkdtemp(dir) == NULL || (port = free_port()) <= 0)
+    tag_init();
+    if (make_temp_dir(dir, sizeof dir, "ngapi") != 0)
         return -1;
-    snprintf(cfg, sizeof cfg, "%s/gw.json", dir);
-    snprintf(logpath, sizeof logpath, "%s/gw.log", dir);
-    snprintf(admin_sock, sizeof admin_sock, "%s/admin.sock", dir);
+    gateway_init(&gw, dir, free_port());
+    if (gw.port <= 0)
+        return -1;
     /*
      * listen.timeout_s is short because SIGTERM waits for the pollers' idle
      * keep-alive connections until it runs out (see the report on this suite).
      */
-    {
-        FILE *f = fopen(cfg, "w");
-
-        if (f == NULL)
-            return -1;
-        fprintf(f,
-                "{\"data_dir\": \"data\", \"public_url\": \"http://127.0.0.1:%d\",\n"
-                " \"listen\": {\"address\": \"127.0.0.1\", \"port\": %d, \"max_body\": %d, \"timeout_s\": 3},\n"
-                " \"admin\": {\"socket\": \"%s\"},\n"
-                " \"redis\": {\"timeout_ms\": %d},\n"
-                " \"messages\": {\"max_body\": %d, \"max_ttl_s\": %d, \"default_ttl_s\": %d},\n"
-                " \"webhooks\": {\"tolerance_s\": %d},\n"
-                " \"log\": {\"format\": \"json\"}}\n",
-                port, port, LISTEN_MAX_BODY, admin_sock, REDIS_TIMEOUT_MS, MESSAGE_MAX_BODY, MAX_TTL_S, TTL_S,
-                TOLERANCE_S);
-        if (fclose(f) != 0)
-            return -1;
-    }
+    snprintf(listen, sizeof listen, ", \"max_body\": %d, \"timeout_s\": 3", LISTEN_MAX_BODY);
+    snprintf(sections, sizeof sections,
+             "\"redis\": {\"timeout_ms\": %d},\n"
+             " \"messages\": {\"max_body\": %d, \"max_ttl_s\": %d, \"default_ttl_s\": %d},\n"
+             " \"webhooks\": {\"tolerance_s\": %d},",
+             REDIS_TIMEOUT_MS, MESSAGE_MAX_BODY, MAX_TTL_S, TTL_S, TOLERANCE_S);
+    write_config(&gw, listen, sections);
     CLI("vault", "init");
     CLI("tenant", "create", "alice");
     CLI("tenant", "create", "bob");
     CLI("tenant", "create", "carol");
     /* Nothing is ever delivered to these: nobody sends to alice or carol, and bob has no backend. */
-    add_backend(&alice_v1, "alice", "http://127.0.0.1:9/alice", NULL);
+    backend_add(&alice_v1, "alice", "http://127.0.0.1:9/alice", NULL);
     crypto_sign_keypair(pk, alice_ed.sk);
     memcpy(whpk, "whpk_", 5);
     sodium_bin2base64(whpk + 5, sizeof whpk - 5, pk, sizeof pk, sodium_base64_VARIANT_ORIGINAL);
-    add_backend(&alice_ed, "alice", "http://127.0.0.1:9/alice-ed", whpk);
-    add_backend(&carol_v1, "carol", "http://127.0.0.1:9/carol", NULL);
+    backend_add(&alice_ed, "alice", "http://127.0.0.1:9/alice-ed", whpk);
+    backend_add(&carol_v1, "carol", "http://127.0.0.1:9/carol", NULL);
     {
-        const char *bob = export_params("bob", NULL), *alice = export_params("alice", NULL);
+        const char *bob = export_params(&gw, "bob", NULL), *alice = export_params(&gw, "alice", NULL);
 
         read_token_of(bob, bob_token);
         read_token_of(alice, alice_token);
-        read_token_of(export_params("carol", NULL), carol_token);
+        read_token_of(export_params(&gw, "carol", NULL), carol_token);
         CLI("peer", "import", "alice", bob, "--name", "bob");
         CLI("peer", "import", "carol", bob, "--name", "bob");
         /*
@@ -782,62 +429,42 @@ group_setup(void **state)
          * its poller must not fetch them first (a push would then be a
          * replay): it is told an outbox where nothing listens.
          */
-        CLI("peer", "import", "bob", export_params("alice", "http://127.0.0.1:1/v1/outbox"), "--name", "alice");
+        CLI("peer", "import", "bob", export_params(&gw, "alice", "http://127.0.0.1:1/v1/outbox"), "--name", "alice");
     }
-    key_id_of("alice", alice_kid);
-    key_id_of("bob", bob_kid);
-    key_id_of("carol", carol_kid);
-    start_gateway();
-    blobs_free();
-    json_array_clear(keep);
-    return 0;
+    key_id_of(&gw, "alice", alice_kid);
+    key_id_of(&gw, "bob", bob_kid);
+    key_id_of(&gw, "carol", carol_kid);
+    start_gateway(&gw);
+    return test_teardown(state);
 }
 
 static int
 group_teardown(void **state)
 {
-    char cmd[PATH_MAX + 32];
-    pid_t r;
-
     (void)state;
     if (stopped_redis > 0)
         kill(stopped_redis, SIGCONT);
-    if (gw > 0) {
-        kill(gw, SIGKILL);
-        waitpid(gw, NULL, 0);
-        gw = 0;
-    }
-    r = redis_pid();
-    if (r > 0)
-        kill(r, SIGKILL);
+    kill_gateway(&gw);
     blobs_free();
-    json_decref(keep);
-    keep = NULL;
-    if (getenv("NG_KEEP") != NULL) {
-        fprintf(stderr, "kept %s\n", dir);
-        return 0;
-    }
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    keep_free();
+    return remove_temp_dir(dir);
 }
 
+/* A redis-server test_store_down stopped runs again, whatever happened. */
 static int
-test_teardown(void **state)
+api_teardown(void **state)
 {
-    (void)state;
     if (stopped_redis > 0) {
         kill(stopped_redis, SIGCONT);
         stopped_redis = 0;
     }
-    blobs_free();
-    json_array_clear(keep);
-    return 0;
+    return test_teardown(state);
 }
 
 /* ==== 1. submitting ==== */
 
 static char id_text[ID_HEX + 1], id_ce[ID_HEX + 1], id_bin[ID_HEX + 1];
-static const char *text_body, *ce_body;
+static const char *first_body, *ce_body;
 static uint8_t bin_body[64];
 
 static void
@@ -854,9 +481,9 @@ test_submit(void **state)
 
     (void)state;
     /* One message, v1 (HMAC under the whsec_ secret). */
-    text_body = body_text("the first note");
+    first_body = body_text("the first note");
     r = POST_MSG(.body = dump(json_pack("{s:s, s:s, s:s, s:i}", "recipient", "bob", "content_type",
-                                        "text/plain; charset=utf-8", "body", text_body, "ttl", TTL_S)));
+                                        "text/plain; charset=utf-8", "body", first_body, "ttl", TTL_S)));
     t1 = wall_ms();
     EXPECT_REPLY(r, 202, NULL);
     assert_true(is_lower_hex(jstr(r.json, "id"), ID_HEX));
@@ -965,8 +592,8 @@ test_outbox(void **state)
     /* bob opens them with his key from the vault: the bodies as sent, byte for byte. */
     p = find_parcel(id_text);
     o = open_as_bob(p);
-    assert_int_equal(o.out->len, strlen(text_body));
-    assert_memory_equal(o.out->data, text_body, strlen(text_body));
+    assert_int_equal(o.out->len, strlen(first_body));
+    assert_memory_equal(o.out->data, first_body, strlen(first_body));
     report = kept(json_loadb(text_of(o.err), o.err->len, 0, NULL));
     assert_non_null(report);
     meta = json_object_get(report, "meta");
@@ -1112,7 +739,7 @@ test_bad_input(void **state)
     r = POST_MSG(.body = note(text_of(blob_str(big))));
     free(big);
     EXPECT_REPLY(r, 413, "too_large");
-    EXPECT_REPLY(GET("/healthz"), 200, NULL);
+    EXPECT_REPLY(GW_GET(&gw, "/healthz"), 200, NULL);
     EXPECT_REPLY(POST_MSG(.body = note(body_text("after the big one"))), 202, NULL);
     EXPECT_LEDGER();
 }
@@ -1215,7 +842,7 @@ test_peer_api(void **state)
     /* The token is right, the scheme is not. */
     snprintf(auth, sizeof auth, "Authorization: Basic %s", alice_token);
     snprintf(path, sizeof path, "/v1/outbox/%s", bob_kid);
-    EXPECT_REPLY(http("GET", path, ARGS(auth), NULL, 0), 401, "unauthorized");
+    EXPECT_REPLY(gw_http(&gw, "GET", path, ARGS(auth), NULL, 0), 401, "unauthorized");
     EXPECT_REPLY(outbox_get(bob_kid, alice_token, "?limit=0"), 400, "bad_limit");
     EXPECT_REPLY(outbox_get(bob_kid, alice_token, "?limit=1001"), 400, "bad_limit");
     EXPECT_REPLY(outbox_get(bob_kid, alice_token, "?limit=-1"), 400, "bad_limit");
@@ -1226,10 +853,10 @@ test_peer_api(void **state)
     /* Pushes. */
     p = find_parcel(to_bob[0].id);
     b = blob_of(p->bytes->data, p->bytes->len);
-    EXPECT_REPLY(http("POST", "/v1/parcels", ARGS("Content-Type: application/octet-stream"), b->data, b->len), 415,
-                 "unsupported_media_type");
-    EXPECT_REPLY(http("POST", "/v1/parcels", ARGS(PARCEL_TYPE), b->data, 50), 400, "malformed");
-    EXPECT_REPLY(http("POST", "/v1/parcels", ARGS(PARCEL_TYPE), "", 0), 400, "malformed");
+    EXPECT_REPLY(gw_http(&gw, "POST", "/v1/parcels", ARGS("Content-Type: application/octet-stream"), b->data, b->len),
+                 415, "unsupported_media_type");
+    EXPECT_REPLY(gw_http(&gw, "POST", "/v1/parcels", ARGS(PARCEL_TYPE), b->data, 50), 400, "malformed");
+    EXPECT_REPLY(gw_http(&gw, "POST", "/v1/parcels", ARGS(PARCEL_TYPE), "", 0), 400, "malformed");
 
     /* Addressed to a key nobody here holds. */
     {
@@ -1249,7 +876,7 @@ test_peer_api(void **state)
         sp.ttl_ms = 60000;
         assert_int_equal(ng_parcel_seal(out, sizeof out, &len, &sp), NG_OK);
         ng_keypair_wipe(&stranger);
-        EXPECT_REPLY(http("POST", "/v1/parcels", ARGS(PARCEL_TYPE), out, len), 404, "unknown_recipient");
+        EXPECT_REPLY(gw_http(&gw, "POST", "/v1/parcels", ARGS(PARCEL_TYPE), out, len), 404, "unknown_recipient");
     }
 
     /* carol is not one of bob's peers: her parcel is refused once opened, for its sender. */
@@ -1257,26 +884,27 @@ test_peer_api(void **state)
         size_t n = outbox_all(bob_kid, carol_token);
 
         assert_int_equal(n, 1);
-        EXPECT_REPLY(http("POST", "/v1/parcels", ARGS(PARCEL_TYPE), got[0].bytes->data, got[0].bytes->len), 403,
+        EXPECT_REPLY(gw_http(&gw, "POST", "/v1/parcels", ARGS(PARCEL_TYPE), got[0].bytes->data, got[0].bytes->len), 403,
                      "sender");
     }
 
     /* One of alice's, pushed as her gateway would: accepted once, then a replay. */
     p = find_parcel(to_bob[0].id);
     b = blob_of(p->bytes->data, p->bytes->len);
-    r = http("POST", "/v1/parcels", ARGS(PARCEL_TYPE), b->data, b->len);
+    r = gw_http(&gw, "POST", "/v1/parcels", ARGS(PARCEL_TYPE), b->data, b->len);
     EXPECT_REPLY(r, 202, NULL);
     assert_string_equal(jstr(r.json, "id"), to_bob[0].id);
     assert_int_equal(json_integer_value(json_object_get(r.json, "expires")), (json_int_t)to_bob[0].expires);
-    EXPECT_REPLY(http("POST", "/v1/parcels", ARGS(PARCEL_TYPE "; charset=binary"), b->data, b->len), 409, "replayed");
+    EXPECT_REPLY(gw_http(&gw, "POST", "/v1/parcels", ARGS(PARCEL_TYPE "; charset=binary"), b->data, b->len), 409,
+                 "replayed");
 
     /* One flipped ciphertext byte fails authentication, and does not use up the message id. */
     p = find_parcel(to_bob[1].id);
     b = blob_of(p->bytes->data, p->bytes->len);
     b->data[b->len - 1] ^= 0x80;
-    EXPECT_REPLY(http("POST", "/v1/parcels", ARGS(PARCEL_TYPE), b->data, b->len), 403, "auth");
+    EXPECT_REPLY(gw_http(&gw, "POST", "/v1/parcels", ARGS(PARCEL_TYPE), b->data, b->len), 403, "auth");
     b->data[b->len - 1] ^= 0x80;
-    r = http("POST", "/v1/parcels", ARGS(PARCEL_TYPE), b->data, b->len);
+    r = gw_http(&gw, "POST", "/v1/parcels", ARGS(PARCEL_TYPE), b->data, b->len);
     EXPECT_REPLY(r, 202, NULL);
     ng_hex_encode(hex, sizeof hex, p->h.message_id, sizeof p->h.message_id);
     assert_string_equal(jstr(r.json, "id"), hex);
@@ -1301,7 +929,7 @@ test_expiry(void **state)
         sleep_ms(50);
     /* Served no more, and refused if pushed anyway. */
     EXPECT_LEDGER();
-    EXPECT_REPLY(http("POST", "/v1/parcels", ARGS(PARCEL_TYPE), b->data, b->len), 400, "expired");
+    EXPECT_REPLY(gw_http(&gw, "POST", "/v1/parcels", ARGS(PARCEL_TYPE), b->data, b->len), 400, "expired");
 }
 
 /* ==== 9. the store stops answering ==== */
@@ -1314,12 +942,12 @@ test_store_down(void **state)
     const char *key;
     long t0;
     reply r;
-    pid_t pid = redis_pid();
+    pid_t pid = redis_of(&gw);
     size_t before = n_to_bob;
 
     (void)state;
     assert_true(pid > 0);
-    EXPECT_REPLY(GET("/readyz"), 200, NULL);
+    EXPECT_REPLY(GW_GET(&gw, "/readyz"), 200, NULL);
     fresh_id(rnd);
     snprintf(line, sizeof line, "Idempotency-Key: asleep-%s", rnd);
     key = text_of(blob_str(line));
@@ -1331,14 +959,14 @@ test_store_down(void **state)
     EXPECT_REPLY(r, 503, "store_unavailable");
     if (now_ms() - t0 > 10 * REDIS_TIMEOUT_MS)
         fail_msg("a 503 took %ld ms with redis.timeout_ms %d", now_ms() - t0, REDIS_TIMEOUT_MS);
-    EXPECT_REPLY(GET("/readyz"), 503, "store_unavailable");
+    EXPECT_REPLY(GW_GET(&gw, "/readyz"), 503, "store_unavailable");
     EXPECT_REPLY(outbox_get(bob_kid, alice_token, NULL), 503, "store_unavailable");
-    EXPECT_REPLY(GET("/healthz"), 200, NULL);
+    EXPECT_REPLY(GW_GET(&gw, "/healthz"), 200, NULL);
 
     assert_int_equal(kill(pid, SIGCONT), 0);
     stopped_redis = 0;
     t0 = now_ms();
-    while ((r = GET("/readyz")).status != 200 && now_ms() - t0 < 10000)
+    while ((r = GW_GET(&gw, "/readyz")).status != 200 && now_ms() - t0 < 10000)
         sleep_ms(50);
     EXPECT_REPLY(r, 200, NULL);
 
@@ -1367,21 +995,6 @@ test_store_down(void **state)
 
 /* ==== 10. metrics, the log, and SIGTERM ==== */
 
-/* A sample's value; -1 if the series is absent. */
-static double
-sample(const char *metrics, const char *series)
-{
-    size_t n = strlen(series);
-    const char *p = metrics;
-
-    while ((p = strstr(p, series)) != NULL) {
-        if ((p == metrics || p[-1] == '\n') && p[n] == ' ')
-            return strtod(p + n + 1, NULL);
-        p += n;
-    }
-    return -1;
-}
-
 static void
 test_metrics_and_log(void **state)
 {
@@ -1397,7 +1010,7 @@ test_metrics_and_log(void **state)
     FILE *f;
 
     (void)state;
-    r = GET("/metrics");
+    r = GW_GET(&gw, "/metrics");
     EXPECT_REPLY(r, 200, NULL);
     m = text_of(r.body);
     if (sample(m, "ng_messages_accepted_total") != (double)accepted)
@@ -1420,10 +1033,10 @@ test_metrics_and_log(void **state)
     }
     assert_true(sample(m, "ng_parcels_opened_total") == 2);
 
-    stop_gateway();
+    stop_gateway(&gw);
 
     /* Every line JSON; no secret, token or body anywhere. */
-    f = fopen(logpath, "r");
+    f = fopen(gw.log, "r");
     assert_non_null(f);
     while (fgets(line, sizeof line, f) != NULL) {
         json_t *j = json_loads(line, 0, NULL);
@@ -1433,7 +1046,7 @@ test_metrics_and_log(void **state)
         json_decref(j);
     }
     fclose(f);
-    log = text_of(slurp(logpath));
+    log = text_of(slurp(gw.log));
     assert_null(strstr(log, "whsec_"));
     assert_null(strstr(log, alice_v1.whsec + 6));
     assert_null(strstr(log, alice_ed.whsec + 6));
@@ -1456,27 +1069,19 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_submit, test_teardown),
-        cmocka_unit_test_teardown(test_outbox, test_teardown),
-        cmocka_unit_test_teardown(test_bad_signatures, test_teardown),
-        cmocka_unit_test_teardown(test_bad_input, test_teardown),
-        cmocka_unit_test_teardown(test_idempotency, test_teardown),
-        cmocka_unit_test_teardown(test_isolation, test_teardown),
-        cmocka_unit_test_teardown(test_peer_api, test_teardown),
-        cmocka_unit_test_teardown(test_expiry, test_teardown),
-        cmocka_unit_test_teardown(test_store_down, test_teardown),
-        cmocka_unit_test_teardown(test_metrics_and_log, test_teardown),
+        cmocka_unit_test_teardown(test_submit, api_teardown),
+        cmocka_unit_test_teardown(test_outbox, api_teardown),
+        cmocka_unit_test_teardown(test_bad_signatures, api_teardown),
+        cmocka_unit_test_teardown(test_bad_input, api_teardown),
+        cmocka_unit_test_teardown(test_idempotency, api_teardown),
+        cmocka_unit_test_teardown(test_isolation, api_teardown),
+        cmocka_unit_test_teardown(test_peer_api, api_teardown),
+        cmocka_unit_test_teardown(test_expiry, api_teardown),
+        cmocka_unit_test_teardown(test_store_down, api_teardown),
+        cmocka_unit_test_teardown(test_metrics_and_log, api_teardown),
     };
-    const char *b = getenv("NG_BIN");
 
-    if (b == NULL) {
-        fprintf(stderr, "NG_BIN is not set: run through make test\n");
+    if (suite_init() != 0)
         return 1;
-    }
-    snprintf(ng_bin, sizeof ng_bin, "%s", b);
-    if (sodium_init() < 0)
-        return 1;
-    signal(SIGPIPE, SIG_IGN);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     return cmocka_run_group_tests_name("api", tests, group_setup, group_teardown);
 }
