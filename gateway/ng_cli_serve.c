@@ -15,6 +15,7 @@
 #include "ng_gateway.h"
 #include "ng_log.h"
 #include "ng_poller.h"
+#include "ng_trimmer.h"
 #include "ng_server.h"
 
 static void
@@ -36,6 +37,7 @@ ng_cli_serve(int argc, char **argv)
     ng_server *pub = NULL, *admin = NULL;
     ng_gateway *g = NULL;
     ng_poller *poller = NULL;
+    ng_trimmer *trimmer = NULL;
     ng_deliverer *deliverer = NULL;
     ng_server_opts o;
     ng_log *log = NULL;
@@ -109,6 +111,10 @@ ng_cli_serve(int argc, char **argv)
         rc = ng_cli_fail(NG_EXIT_FAILED, "serve", "cannot start the poller");
         goto out;
     }
+    if (ng_trimmer_start(&trimmer, g) != NG_OK) {
+        rc = ng_cli_fail(NG_EXIT_FAILED, "serve", "cannot start the outbox trimmer");
+        goto out;
+    }
     snprintf(port, sizeof port, "%d", ng_server_port(pub));
     ng_log_event(log, NG_LOG_INFO, "listening", "address", c.cfg.listen.address, "port", port, "admin",
                  c.cfg.admin.socket[0] != '\0' ? c.cfg.admin.socket : c.cfg.admin.address, NULL);
@@ -119,12 +125,15 @@ ng_cli_serve(int argc, char **argv)
     /* Our own pollers first: they keep requests going to this very listener when tenants of one gateway are peers. */
     ng_poller_stop(poller);
     poller = NULL;
+    ng_trimmer_stop(trimmer);
+    trimmer = NULL;
     ng_server_quiesce(pub);
     ng_server_quiesce(admin);
     drain(pub, (unsigned)c.cfg.listen.timeout_s);
     drain(admin, (unsigned)c.cfg.listen.timeout_s);
     rc = NG_EXIT_OK;
 out:
+    ng_trimmer_stop(trimmer);
     ng_poller_stop(poller);
     ng_server_stop(admin);
     ng_server_stop(pub);

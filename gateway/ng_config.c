@@ -136,6 +136,8 @@ static const ng_config_field fields[] = {
          "The base URL of the HTTP (WebDAV) storage when outbox.store is \"http\"."),
     INT("outbox.http_timeout_ms", "NOISEGATE_OUTBOX_HTTP_TIMEOUT_MS", 0, 10, 600000, "5000", outbox.http_timeout_ms,
         "Timeout of one request to the HTTP storage, in milliseconds."),
+    INT("outbox.trim_interval_s", "NOISEGATE_OUTBOX_TRIM_INTERVAL_S", 0, 1, 86400, "60", outbox.trim_interval_s,
+        "How often expired parcels are removed from this gateway's outboxes, in seconds."),
 
     INT("delivery.timeout_ms", "NOISEGATE_DELIVERY_TIMEOUT_MS", 0, 100, 600000, "10000", delivery.timeout_ms,
         "Timeout of one webhook request to a backend, in milliseconds."),

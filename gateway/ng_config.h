@@ -107,6 +107,7 @@ typedef struct ng_config {
         ng_config_outbox_store store;
         char *http_url;
         int http_timeout_ms;
+        int trim_interval_s;
     } outbox;
     struct {
         int timeout_ms;

@@ -104,6 +104,7 @@ static const struct {
     {"ng_messages_accepted_total", NG_METRIC_COUNTER, "Messages from backends sealed and stored in an outbox."},
     {"ng_messages_refused_total", NG_METRIC_COUNTER, "Backend requests refused, by reason."},
     {"ng_parcels_stored_total", NG_METRIC_COUNTER, "Parcels appended to outboxes."},
+    {"ng_parcels_trimmed_total", NG_METRIC_COUNTER, "Expired parcels removed from our outboxes."},
     {"ng_parcels_served_total", NG_METRIC_COUNTER, "Parcels read from our outboxes by peers."},
     {"ng_parcels_polled_total", NG_METRIC_COUNTER, "Parcels fetched from peers' outboxes or pushed to us."},
     {"ng_parcels_opened_total", NG_METRIC_COUNTER, "Parcels opened and queued for delivery."},

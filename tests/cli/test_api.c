@@ -402,7 +402,8 @@ group_setup(void **state)
     snprintf(sections, sizeof sections,
              "\"redis\": {\"timeout_ms\": %d},\n"
              " \"messages\": {\"max_body\": %d, \"max_ttl_s\": %d, \"default_ttl_s\": %d},\n"
-             " \"webhooks\": {\"tolerance_s\": %d},",
+             " \"webhooks\": {\"tolerance_s\": %d},\n"
+             " \"outbox\": {\"trim_interval_s\": 1},",
              REDIS_TIMEOUT_MS, MESSAGE_MAX_BODY, MAX_TTL_S, TTL_S, TOLERANCE_S);
     write_config(&gw, listen, sections);
     CLI("vault", "init");
@@ -932,6 +933,35 @@ test_expiry(void **state)
     EXPECT_REPLY(gw_http(&gw, "POST", "/v1/parcels", ARGS(PARCEL_TYPE), b->data, b->len), 400, "expired");
 }
 
+/*
+ * Expired parcels are removed from the outbox (trimmed oldest first, up to
+ * the first still alive), so the test gives the short-lived one an outbox of
+ * its own: bob's new key, which only carol learns (alice's outbox for bob,
+ * which the ledger follows, stays as it was).
+ */
+static void
+test_trimmed(void **state)
+{
+    uint64_t t0;
+    reply r, m;
+
+    (void)state;
+    CLI("key", "rotate", "bob");
+    CLI("peer", "import", "carol", export_params(&gw, "bob", NULL), "--name", "bob");
+    r = POST_MSG(.tenant = "carol", .by = &carol_v1,
+                 .body = dump(
+                     json_pack("{s:s, s:s, s:i}", "recipient", "bob", "body", body_text("trimmed soon"), "ttl", 1)));
+    EXPECT_REPLY(r, 202, NULL);
+    t0 = wall_ms();
+    do {
+        sleep_ms(100);
+        m = GW_GET(&gw, "/metrics");
+    } while (sample(text_of(m.body), "ng_parcels_trimmed_total") < 1 && wall_ms() - t0 < 10000);
+    if (sample(text_of(m.body), "ng_parcels_trimmed_total") != 1)
+        fail_msg("expected the one expired parcel trimmed within 10 s (trim_interval_s 1); metrics:\n%s",
+                 text_of(m.body));
+}
+
 /* ==== 9. the store stops answering ==== */
 
 static void
@@ -1077,6 +1107,7 @@ main(void)
         cmocka_unit_test_teardown(test_isolation, api_teardown),
         cmocka_unit_test_teardown(test_peer_api, api_teardown),
         cmocka_unit_test_teardown(test_expiry, api_teardown),
+        cmocka_unit_test_teardown(test_trimmed, api_teardown),
         cmocka_unit_test_teardown(test_store_down, api_teardown),
         cmocka_unit_test_teardown(test_metrics_and_log, api_teardown),
     };
