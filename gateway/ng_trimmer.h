@@ -6,7 +6,9 @@
  * Every outbox.trim_interval_s, for every tenant, every peer and each of
  * the peer's live keys (the recipient key ids our parcels are addressed
  * to), the outbox store (Redis, or the HTTP storage) drops the parcels
- * whose expiry has passed. Counted in ng_parcels_trimmed_total. Several
+ * whose expiry has passed, oldest first up to the first still alive (a
+ * short-lived parcel behind a long-lived one waits for it: an outbox holds
+ * at most about messages.max_ttl_s of traffic). Counted in ng_parcels_trimmed_total. Several
  * gateways sharing a store may trim the same outbox: a trim removes only
  * what has expired, so the repetition is harmless. Outboxes of a peer key
  * that is no longer in its parameters are left (a rotated-away key's
