@@ -87,7 +87,7 @@ asan:
 # The suites that share state between threads, under ThreadSanitizer: without
 # it a missing lock passes unseen.
 TSAN_TESTS := tests/unit/test_sscache tests/unit/test_redis_embed tests/unit/test_log tests/unit/test_metrics \
-              tests/unit/test_ratelimit tests/unit/test_deliver
+              tests/unit/test_ratelimit tests/unit/test_deliver tests/unit/test_stop
 tsan:
 	$(MAKE) --no-print-directory BUILD=build/tsan SANITIZE=thread OPT=-O1 $(TSAN_TESTS:%=build/tsan/%)
 	@TSAN_OPTIONS=halt_on_error=1 sh tests/run.sh $(TSAN_TESTS:%=build/tsan/%)

@@ -147,7 +147,7 @@ set_active(ng_vault *v, void *ctx)
 {
     const struct set_active *s = ctx;
 
-    return ng_tenant_backend_set_active(v, s->slug, s->id, s->active, (int64_t)(ng_gateway_now_ms() / 1000));
+    return ng_tenant_backend_set_active(v, s->slug, s->id, s->active, (int64_t)(ng_parcel_now_ms() / 1000));
 }
 
 static void

@@ -496,7 +496,7 @@ ng_api_messages(ng_gateway *g, const ng_request *req, ng_response *res, const ch
     memset(&j, 0, sizeof j);
     j.g = g;
     j.req = req;
-    j.now = ng_gateway_now_ms();
+    j.now = ng_parcel_now_ms();
     j.t = ng_directory_tenant(dir, params[0]);
     if (j.t == NULL) {
         refuse(&j, res, 404, "unknown_tenant", "no such tenant");

@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "ng_hex.h"
+#include "ng_parcel.h"
 #include "ng_receive.h"
 
 enum { DEFAULT_LIMIT = 100, MAX_LIMIT = 1000, TOKEN_BYTES = 32 };
@@ -124,7 +125,7 @@ ng_api_outbox(ng_gateway *g, const ng_request *req, ng_response *res, const char
         ng_gateway_store_error(res, err, "queue");
         return;
     }
-    list = parcels_json(&b, ng_gateway_now_ms(), &served);
+    list = parcels_json(&b, ng_parcel_now_ms(), &served);
     ng_response_json(res, 200,
                      list == NULL ? NULL
                                   : json_pack("{s:o, s:s}", "parcels", list, "next",

@@ -4,14 +4,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 #include <sodium.h>
 
 #include "ng_deliver.h"
 #include "ng_hex.h"
+#include "ng_parcel.h"
 #include "ng_slot.h"
+#include "ng_stop.h"
 #include "ng_tenant.h"
 
 enum {
@@ -66,15 +67,6 @@ flight_done(ng_deliverer *d, struct flight *f)
         f->next->prev = f->prev;
     d->inflight[f->bucket]--;
     free(f);
-}
-
-static uint64_t
-mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static const ng_dir_backend *
@@ -199,7 +191,7 @@ start_one(ng_deliverer *d, ng_directory *dir, const ng_dir_tenant *t, const ng_d
         dead(d, t->slug, it->id, f->msg, "cannot be sent as a webhook", "malformed", 0);
     } else {
         /* The adapter is full: try again in a second, counted as an attempt so that it cannot loop forever. */
-        if (ng_queue_inbox_retry(d->q, t->slug, it->id, ng_gateway_now_ms() + 1000) != NG_OK)
+        if (ng_queue_inbox_retry(d->q, t->slug, it->id, ng_parcel_now_ms() + 1000) != NG_OK)
             ng_log_event(ng_gateway_log(d->g), NG_LOG_WARN, "cannot reschedule; it comes back after its lease",
                          "tenant", t->slug, "message_id", f->msg, NULL);
     }
@@ -247,7 +239,7 @@ disable(ng_vault *v, void *ctx)
 {
     const struct flight *f = ctx;
 
-    return ng_tenant_backend_set_active(v, f->slug, f->backend, 0, (int64_t)(ng_gateway_now_ms() / 1000));
+    return ng_tenant_backend_set_active(v, f->slug, f->backend, 0, (int64_t)(ng_parcel_now_ms() / 1000));
 }
 
 /* A 410: the backend is gone; deliveries wait until an operator enables it again. */
@@ -276,7 +268,7 @@ on_result(void *ctx, const ng_deliver_result *r)
     ng_metrics *m = ng_gateway_metrics(d->g);
     static const char *const outcome[] = {"acked", "gone", "retry", "refused"};
     char status[8], reason[NG_QUEUE_REASON_BYTES];
-    uint64_t now = ng_gateway_now_ms(), at;
+    uint64_t now = ng_parcel_now_ms(), at;
     ng_err err = NG_OK;
 
     snprintf(status, sizeof status, "%d", r->status);
@@ -332,7 +324,7 @@ run(void *arg)
 
     for (;;) {
         int stopping, kicked;
-        uint64_t now = mono_ms();
+        uint64_t now = ng_stop_mono_ms();
 
         pthread_mutex_lock(&d->lock);
         stopping = d->stopping;
@@ -348,7 +340,7 @@ run(void *arg)
             size_t started = claim_round(d);
 
             idle = started > 0 || kicked ? IDLE_MIN_MS : (idle * 2 > IDLE_MAX_MS ? IDLE_MAX_MS : idle * 2);
-            next_claim = mono_ms() + idle;
+            next_claim = ng_stop_mono_ms() + idle;
         }
         if (ng_deliver_run(d->dv, 100, on_result, d) != NG_OK) {
             struct timespec ts = {0, 100 * 1000000L};

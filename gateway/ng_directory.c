@@ -188,12 +188,20 @@ epoch_order(json_t *keys, size_t *order, size_t n)
 }
 
 static ng_err
-read_secret(ng_vault *v, const char *name, uint8_t *out, size_t min, size_t max, size_t *len)
+load_secret(ng_directory *d, ng_vault *v, const char *name, size_t min, size_t max, const uint8_t **out, size_t *len)
 {
-    ng_err err = ng_vault_get(v, name, out, max, len);
+    uint8_t *sec = secret_alloc(d, max);
+    ng_err err;
 
+    *out = NULL;
+    *len = 0;
+    if (sec == NULL)
+        return NG_ERR_CORRUPT;
+    err = ng_vault_get(v, name, sec, max, len);
     if (err == NG_OK && *len < min)
         err = NG_ERR_CORRUPT;
+    if (err == NG_OK)
+        *out = sec;
     return err == NG_ERR_BUFFER_TOO_SMALL ? NG_ERR_CORRUPT : err;
 }
 
@@ -235,7 +243,7 @@ load_keys(ng_directory *d, ng_vault *v, ng_dir_tenant *t, json_t *rec)
 static ng_err
 load_backends(ng_directory *d, ng_vault *v, ng_dir_tenant *t, json_t *list)
 {
-    size_t n = json_array_size(list), i, len;
+    size_t n = json_array_size(list), i;
     char name[NAME_CAP];
     ng_dir_backend *out;
     json_t *b;
@@ -252,7 +260,6 @@ load_backends(ng_directory *d, ng_vault *v, ng_dir_tenant *t, json_t *list)
         const char *url = json_string_value(json_object_get(b, "url"));
         const char *pk = json_string_value(json_object_get(b, "public_key"));
         const char *status = json_string_value(json_object_get(b, "status"));
-        uint8_t *sec;
 
         if (id == NULL || url == NULL || pk == NULL || status == NULL)
             return NG_ERR_CORRUPT;
@@ -267,20 +274,13 @@ load_backends(ng_directory *d, ng_vault *v, ng_dir_tenant *t, json_t *list)
             out[i].has_pk = 1;
         }
         snprintf(name, sizeof name, "tenant/%s/backend/%s/whsec", t->slug, id);
-        if ((sec = secret_alloc(d, WHSEC_MAX)) == NULL)
-            return NG_ERR_CORRUPT;
-        if ((err = read_secret(v, name, sec, NG_WEBHOOK_SECRET_MIN, WHSEC_MAX, &len)) != NG_OK)
+        err = load_secret(d, v, name, NG_WEBHOOK_SECRET_MIN, WHSEC_MAX, &out[i].whsec, &out[i].whsec_len);
+        if (err)
             return err == NG_ERR_NOT_FOUND ? NG_ERR_CORRUPT : err;
-        out[i].whsec = sec;
-        out[i].whsec_len = len;
+        /* Present only while a rotation is under way. */
         snprintf(name, sizeof name, "tenant/%s/backend/%s/whsec.prev", t->slug, id);
-        if ((sec = secret_alloc(d, WHSEC_MAX)) == NULL)
-            return NG_ERR_CORRUPT;
-        err = read_secret(v, name, sec, NG_WEBHOOK_SECRET_MIN, WHSEC_MAX, &len);
-        if (err == NG_OK) {
-            out[i].whsec_prev = sec;
-            out[i].whsec_prev_len = len;
-        } else if (err != NG_ERR_NOT_FOUND)
+        err = load_secret(d, v, name, NG_WEBHOOK_SECRET_MIN, WHSEC_MAX, &out[i].whsec_prev, &out[i].whsec_prev_len);
+        if (err && err != NG_ERR_NOT_FOUND)
             return err;
     }
     t->backends = out;
@@ -293,17 +293,11 @@ static ng_err
 peer_secret(ng_directory *d, ng_vault *v, const char *slug, const char *peer, const char *which, const uint8_t **out)
 {
     char name[NAME_CAP];
-    uint8_t *sec = secret_alloc(d, SECRET);
     size_t len;
     ng_err err;
 
-    *out = NULL;
-    if (sec == NULL)
-        return NG_ERR_CORRUPT;
     snprintf(name, sizeof name, "tenant/%s/peer/%s/%s", slug, peer, which);
-    err = read_secret(v, name, sec, SECRET, SECRET, &len);
-    if (err == NG_OK)
-        *out = sec;
+    err = load_secret(d, v, name, SECRET, SECRET, out, &len);
     return err == NG_ERR_NOT_FOUND ? NG_OK : err;
 }
 

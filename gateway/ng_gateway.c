@@ -19,6 +19,7 @@
 #include "ng_queue_pool.h"
 #include "ng_queue_redis.h"
 #include "ng_redis_embed.h"
+#include "ng_stop.h"
 
 enum {
     RELOAD_EVERY_MS = 1000,
@@ -51,20 +52,11 @@ struct ng_gateway {
     void *on_inbox_ctx;
     pthread_t reloader;
     int reloader_running;
-    pthread_mutex_t stop_lock;
-    pthread_cond_t stop_cond;
-    int stopping;
+    ng_stop stop; /* of the reloader */
+    int stop_ready;
 };
 
-uint64_t
-ng_gateway_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
+/* Request latency wants finer than the milliseconds of ng_stop_mono_ms. */
 static double
 seconds(void)
 {
@@ -191,22 +183,11 @@ reloader(void *arg)
     int failing = 0;
 
     for (;;) {
-        struct timespec until;
         int changed;
         ng_err err;
 
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += (long)RELOAD_EVERY_MS % 1000 * 1000000L;
-        until.tv_sec += RELOAD_EVERY_MS / 1000 + until.tv_nsec / 1000000000L;
-        until.tv_nsec %= 1000000000L;
-        pthread_mutex_lock(&g->stop_lock);
-        while (!g->stopping && pthread_cond_timedwait(&g->stop_cond, &g->stop_lock, &until) == 0)
-            ;
-        if (g->stopping) {
-            pthread_mutex_unlock(&g->stop_lock);
+        if (ng_stop_sleep(&g->stop, RELOAD_EVERY_MS))
             return NULL;
-        }
-        pthread_mutex_unlock(&g->stop_lock);
 
         pthread_mutex_lock(&g->vault_lock);
         err = ng_vault_store_stamp(g->store, now);
@@ -285,9 +266,10 @@ ng_gateway_new(ng_gateway **out, const ng_config *cfg, ng_log *log, ng_vault_sto
     g->secret = secret;
     pthread_mutex_init(&g->dir_lock, NULL);
     pthread_mutex_init(&g->vault_lock, NULL);
-    pthread_mutex_init(&g->stop_lock, NULL);
-    pthread_cond_init(&g->stop_cond, NULL);
-    e = ng_metrics_new(&g->metrics);
+    e = ng_stop_init(&g->stop);
+    g->stop_ready = e == NG_OK;
+    if (e == NG_OK)
+        e = ng_metrics_new(&g->metrics);
     if (e == NG_OK)
         e = define_metrics(g->metrics);
     if (e == NG_OK)
@@ -360,10 +342,7 @@ ng_gateway_free(ng_gateway *g)
     if (g == NULL)
         return;
     if (g->reloader_running) {
-        pthread_mutex_lock(&g->stop_lock);
-        g->stopping = 1;
-        pthread_cond_broadcast(&g->stop_cond);
-        pthread_mutex_unlock(&g->stop_lock);
+        ng_stop_request(&g->stop);
         pthread_join(g->reloader, NULL);
     }
     ng_directory_release(g->dir);
@@ -375,8 +354,8 @@ ng_gateway_free(ng_gateway *g)
     ng_ss_cache_free(g->cache);
     ng_ratelimit_free(g->rates);
     ng_metrics_free(g->metrics);
-    pthread_cond_destroy(&g->stop_cond);
-    pthread_mutex_destroy(&g->stop_lock);
+    if (g->stop_ready)
+        ng_stop_destroy(&g->stop);
     pthread_mutex_destroy(&g->vault_lock);
     pthread_mutex_destroy(&g->dir_lock);
     free(g);

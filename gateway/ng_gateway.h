@@ -99,9 +99,6 @@ void ng_gateway_inbox_changed(ng_gateway *g);
 /* Admin routes (the ones under /v1/admin) are answered only with this bearer token; dispatch checks it. */
 enum { NG_GATEWAY_ADMIN_TOKEN_BYTES = 32 };
 
-/* Unix time in milliseconds. */
-uint64_t ng_gateway_now_ms(void);
-
 /*
  * Answers a store's failure that means nothing more to the route: 503
  * store_unavailable when it did not answer (what names it: "queue" or

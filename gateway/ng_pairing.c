@@ -15,6 +15,7 @@
 #include "ng_deliver.h"
 #include "ng_hex.h"
 #include "ng_jsonbody.h"
+#include "ng_parcel.h"
 #include "ng_tenant.h"
 #include "ng_webhook.h"
 
@@ -210,7 +211,7 @@ ng_pairing_offer(ng_gateway *g, const ng_request *req, ng_response *res, const c
     randombytes_buf(raw, sizeof raw);
     ng_hex_encode(code, sizeof code, raw, sizeof raw);
     code_digest(digest, code);
-    expires = ng_gateway_now_ms() + (uint64_t)NG_PAIRING_TTL_S * 1000u;
+    expires = ng_parcel_now_ms() + (uint64_t)NG_PAIRING_TTL_S * 1000u;
     rec = json_pack("{s:s, s:s, s:I}", "tenant", slug, "url", url, "expires", (json_int_t)expires);
     rec_text = rec != NULL ? json_dumps(rec, JSON_COMPACT) : NULL;
     if (rec_text == NULL) {
@@ -345,7 +346,7 @@ ng_pairing_complete(ng_gateway *g, const ng_request *req, ng_response *res, cons
         ng_response_error(res, 500, "internal", "a pairing record that does not parse");
         goto out;
     }
-    if (expires <= (json_int_t)ng_gateway_now_ms()) {
+    if (expires <= (json_int_t)ng_parcel_now_ms()) {
         ng_response_error(res, 404, "unknown_code", "no such pairing code, or it expired or was used");
         goto out;
     }
@@ -379,7 +380,7 @@ ng_pairing_complete(ng_gateway *g, const ng_request *req, ng_response *res, cons
     c.slug = slug;
     c.url = url;
     c.whpk = whpk;
-    c.now = (int64_t)(ng_gateway_now_ms() / 1000);
+    c.now = (int64_t)(ng_parcel_now_ms() / 1000);
     ng_gateway_vault_lock(g, &store, &secret);
     err = ng_vault_update(store, secret, add_backend, &c);
     ng_gateway_vault_unlock(g);

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -14,6 +13,7 @@
 #include "ng_deliver.h"
 #include "ng_hex.h"
 #include "ng_queue_http.h"
+#include "ng_stop.h"
 
 enum {
     FETCH_MAX = NG_QUEUE_ACCEPT_MAX, /* parcels per request: what one inbox step takes */
@@ -40,9 +40,7 @@ struct store {
 struct ng_poller {
     ng_gateway *g;
     pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int stopping;
+    ng_stop stop;
     CURL *curl;
     struct pair *pairs;
     size_t npairs;
@@ -51,15 +49,6 @@ struct ng_poller {
     size_t nstores;
     ng_deliver_guard store_guard; /* of the peer storage request in progress: one at a time, on this thread */
 };
-
-static uint64_t
-mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static int
 pair_cmp(const char *slug, const char *peer, const struct pair *p)
@@ -447,18 +436,18 @@ poll_pair(ng_poller *p, ng_directory *d, const ng_dir_tenant *t, const ng_dir_pe
     ng_err err;
 
     if (peer->read_token == NULL) {
-        st->next_ms = mono_ms() + max;
+        st->next_ms = ng_stop_mono_ms() + max;
         return;
     }
     err = ng_gateway_queue_take(p->g, &q);
     if (err) {
-        st->next_ms = mono_ms() + max;
+        st->next_ms = ng_stop_mono_ms() + max;
         return;
     }
     err = ng_queue_lease_take(q, t->slug, peer->name, ng_gateway_owner(p->g), lease_ms);
     if (err == NG_ERR_CONFLICT) { /* another gateway polls this one */
         ng_gateway_queue_give(p->g, q);
-        st->next_ms = mono_ms() + max;
+        st->next_ms = ng_stop_mono_ms() + max;
         return;
     }
     for (k = 0; k < t->nkeys && err == NG_OK; k++) {
@@ -500,29 +489,15 @@ poll_pair(ng_poller *p, ng_directory *d, const ng_dir_tenant *t, const ng_dir_pe
         st->interval_ms = min;
     else
         st->interval_ms = st->interval_ms * 2 > max ? max : st->interval_ms * 2;
-    st->next_ms = mono_ms() + st->interval_ms;
+    st->next_ms = ng_stop_mono_ms() + st->interval_ms;
 }
 
 static int
 wait_until(ng_poller *p, uint64_t wake_ms)
 {
-    struct timespec until;
-    uint64_t now = mono_ms(), delay = wake_ms > now ? wake_ms - now : 0;
-    int stop;
+    uint64_t now = ng_stop_mono_ms();
 
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += (time_t)(delay / 1000);
-    until.tv_nsec += (long)(delay % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&p->lock);
-    while (!p->stopping && pthread_cond_timedwait(&p->cond, &p->lock, &until) == 0)
-        ;
-    stop = p->stopping;
-    pthread_mutex_unlock(&p->lock);
-    return stop;
+    return ng_stop_sleep(&p->stop, wake_ms > now ? wake_ms - now : 0);
 }
 
 static void *
@@ -533,7 +508,7 @@ run(void *arg)
 
     for (;;) {
         ng_directory *d = ng_gateway_directory(p->g);
-        uint64_t wake = mono_ms() + (uint64_t)cfg->poll.max_interval_ms;
+        uint64_t wake = ng_stop_mono_ms() + (uint64_t)cfg->poll.max_interval_ms;
         size_t i, j, at = 0;
 
         if (d != p->dir && rebuild(p, d) == NG_OK) {
@@ -546,14 +521,11 @@ run(void *arg)
             for (j = 0; j < t->npeers; j++, at++) {
                 struct pair *st = &p->pairs[at];
 
-                if (st->next_ms <= mono_ms()) {
-                    pthread_mutex_lock(&p->lock);
-                    if (p->stopping) {
-                        pthread_mutex_unlock(&p->lock);
+                if (st->next_ms <= ng_stop_mono_ms()) {
+                    if (ng_stop_requested(&p->stop)) {
                         ng_directory_release(d);
                         return NULL;
                     }
-                    pthread_mutex_unlock(&p->lock);
                     poll_pair(p, d, t, &t->peers[j], st);
                 }
                 if (st->next_ms < wake)
@@ -575,11 +547,12 @@ ng_poller_start(ng_poller **out, ng_gateway *g)
     if (p == NULL)
         return NG_ERR_NOMEM;
     p->g = g;
-    pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->cond, NULL);
+    if (ng_stop_init(&p->stop) != NG_OK) {
+        free(p);
+        return NG_ERR_NOMEM;
+    }
     if (pthread_create(&p->thread, NULL, run, p) != 0) {
-        pthread_cond_destroy(&p->cond);
-        pthread_mutex_destroy(&p->lock);
+        ng_stop_destroy(&p->stop);
         free(p);
         return NG_ERR_NOMEM;
     }
@@ -594,10 +567,7 @@ ng_poller_stop(ng_poller *p)
 
     if (p == NULL)
         return;
-    pthread_mutex_lock(&p->lock);
-    p->stopping = 1;
-    pthread_cond_broadcast(&p->cond);
-    pthread_mutex_unlock(&p->lock);
+    ng_stop_request(&p->stop);
     pthread_join(p->thread, NULL);
     for (i = 0; i < p->nstores; i++)
         ng_queue_free(p->stores[i].q);
@@ -605,7 +575,6 @@ ng_poller_stop(ng_poller *p)
         curl_easy_cleanup(p->curl);
     ng_directory_release(p->dir);
     free(p->pairs);
-    pthread_cond_destroy(&p->cond);
-    pthread_mutex_destroy(&p->lock);
+    ng_stop_destroy(&p->stop);
     free(p);
 }

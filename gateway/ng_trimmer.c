@@ -2,50 +2,18 @@
 
 #include <pthread.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "ng_directory.h"
 #include "ng_log.h"
 #include "ng_metrics.h"
+#include "ng_parcel.h"
+#include "ng_stop.h"
 
 struct ng_trimmer {
     ng_gateway *g;
     pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int stopping;
+    ng_stop stop;
 };
-
-/* Waits ms or until stopped; 1 if stopped. */
-static int
-pause_for(ng_trimmer *t, long ms)
-{
-    struct timespec until;
-    int stopping;
-
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += ms % 1000 * 1000000L;
-    until.tv_sec += until.tv_nsec / 1000000000L;
-    until.tv_nsec %= 1000000000L;
-    pthread_mutex_lock(&t->lock);
-    while (!t->stopping && pthread_cond_timedwait(&t->cond, &t->lock, &until) == 0)
-        ;
-    stopping = t->stopping;
-    pthread_mutex_unlock(&t->lock);
-    return stopping;
-}
-
-static int
-stopping(ng_trimmer *t)
-{
-    int s;
-
-    pthread_mutex_lock(&t->lock);
-    s = t->stopping;
-    pthread_mutex_unlock(&t->lock);
-    return s;
-}
 
 /* One pass over every outbox this gateway writes to; the first store failure ends it (the next pass retries). */
 static void
@@ -61,14 +29,14 @@ trim_all(ng_trimmer *t)
         err = NG_OK; /* no HTTP storage: the outboxes are in the queue store */
     if (err == NG_OK && http == NULL)
         err = ng_gateway_queue_take(t->g, &q);
-    for (i = 0; err == NG_OK && i < ng_directory_count(dir) && !stopping(t); i++) {
+    for (i = 0; err == NG_OK && i < ng_directory_count(dir) && !ng_stop_requested(&t->stop); i++) {
         const ng_dir_tenant *tn = ng_directory_at(dir, i);
 
         for (j = 0; err == NG_OK && j < tn->npeers; j++)
             for (k = 0; err == NG_OK && k < tn->peers[j].nkeys; k++) {
                 removed = 0;
                 err = ng_queue_outbox_trim(http != NULL ? http : q, tn->slug, tn->peers[j].keys[k].id,
-                                           ng_gateway_now_ms(), &removed);
+                                           ng_parcel_now_ms(), &removed);
                 total += removed; /* a trim stopped partway still removed what it says */
             }
     }
@@ -88,9 +56,9 @@ static void *
 run(void *arg)
 {
     ng_trimmer *t = arg;
-    long every = 1000L * ng_gateway_config(t->g)->outbox.trim_interval_s;
+    uint64_t every = 1000u * (uint64_t)ng_gateway_config(t->g)->outbox.trim_interval_s;
 
-    while (!pause_for(t, every))
+    while (!ng_stop_sleep(&t->stop, every))
         trim_all(t);
     return NULL;
 }
@@ -104,11 +72,12 @@ ng_trimmer_start(ng_trimmer **out, ng_gateway *g)
     if (t == NULL)
         return NG_ERR_NOMEM;
     t->g = g;
-    pthread_mutex_init(&t->lock, NULL);
-    pthread_cond_init(&t->cond, NULL);
+    if (ng_stop_init(&t->stop) != NG_OK) {
+        free(t);
+        return NG_ERR_NOMEM;
+    }
     if (pthread_create(&t->thread, NULL, run, t) != 0) {
-        pthread_mutex_destroy(&t->lock);
-        pthread_cond_destroy(&t->cond);
+        ng_stop_destroy(&t->stop);
         free(t);
         return NG_ERR_NOMEM;
     }
@@ -121,12 +90,8 @@ ng_trimmer_stop(ng_trimmer *t)
 {
     if (t == NULL)
         return;
-    pthread_mutex_lock(&t->lock);
-    t->stopping = 1;
-    pthread_cond_signal(&t->cond);
-    pthread_mutex_unlock(&t->lock);
+    ng_stop_request(&t->stop);
     pthread_join(t->thread, NULL);
-    pthread_mutex_destroy(&t->lock);
-    pthread_cond_destroy(&t->cond);
+    ng_stop_destroy(&t->stop);
     free(t);
 }
