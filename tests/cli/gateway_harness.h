@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 
 #include "cli_harness.h"
+#include "../unit/nginx_server.h" /* nginx_server_free_port, for every suite */
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -137,25 +138,6 @@ remove_temp_dir(const char *dir)
 }
 
 /* ---- ports ---- */
-
-/* A port the kernel had free a moment ago, or -1. */
-static inline int
-free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), p = -1;
-
-    if (fd < 0)
-        return -1;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        p = ntohs(a.sin_port);
-    close(fd);
-    return p;
-}
 
 /* 1 if nothing listens on 127.0.0.1:port now. */
 static inline int

@@ -25,7 +25,6 @@
 #include <dirent.h>
 
 #include "gateway_harness.h"
-#include "../unit/nginx_server.h"
 
 enum {
     DELIVERY_WAIT_MS = 20000,
