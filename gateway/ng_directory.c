@@ -318,6 +318,7 @@ load_peers(ng_directory *d, ng_vault *v, ng_dir_tenant *t, json_t *list)
     {
         const char *name = json_string_value(json_object_get(p, "name"));
         const char *outbox = json_string_value(json_object_get(p, "outbox"));
+        const char *remote = json_string_value(json_object_get(p, "peer_name"));
         json_t *keys = json_object_get(p, "keys");
         size_t nk = json_array_size(keys), order[NG_TENANT_MAX_KEYS];
         ng_dir_peer_key *pk;
@@ -327,9 +328,10 @@ load_peers(ng_directory *d, ng_vault *v, ng_dir_tenant *t, json_t *list)
         if ((err = epoch_order(keys, order, nk)) != NG_OK)
             return err;
         out[i].name = pool_str(d, name);
+        out[i].remote = pool_str(d, remote != NULL ? remote : name);
         out[i].outbox = pool_str(d, outbox);
         pk = pool_alloc(d, nk * sizeof *pk);
-        if (out[i].name == NULL || out[i].outbox == NULL || pk == NULL)
+        if (out[i].name == NULL || out[i].remote == NULL || out[i].outbox == NULL || pk == NULL)
             return NG_ERR_NOMEM;
         for (j = 0; j < nk; j++) {
             json_t *k = json_array_get(keys, order[j]);

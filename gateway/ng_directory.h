@@ -58,7 +58,8 @@ typedef struct ng_dir_peer_key {
 } ng_dir_peer_key;
 
 typedef struct ng_dir_peer {
-    const char *name;
+    const char *name;   /* ours for it: unique among the tenant's peers */
+    const char *remote; /* its own name (the one in its parameters): its outbox streams in a shared Redis */
     const char *outbox; /* where its parcels for us are read */
     const ng_dir_peer_key *keys;
     size_t nkeys; /* ascending epochs: keys[nkeys - 1] is the one to seal to */

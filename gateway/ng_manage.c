@@ -50,8 +50,8 @@ check(const ng_manage_op *op)
             return "a backend id is b and digits (b1, b2, ...)";
         break;
     case NG_MANAGE_PEER_EXPORT:
-        if (op->url == NULL || !ng_tenant_url_ok(op->url))
-            return "outbox: expected an http:// or https:// URL";
+        if (op->url == NULL || !ng_peer_outbox_ok(op->url))
+            return "outbox: expected an http://, https:// or redis:// URL without user info";
         break;
     case NG_MANAGE_PEER_IMPORT:
         if (op->text == NULL)

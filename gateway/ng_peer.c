@@ -8,6 +8,7 @@
 
 #include "ng_hex.h"
 #include "ng_key.h"
+#include "ng_redis.h"
 #include "ng_suite.h"
 #include "ng_tenant.h"
 
@@ -23,6 +24,22 @@ enum {
 static const char prefix[] = "ngcp1:";
 static const char sig_context[] = "noisegate-cp-v1\n";
 #define JSON_CANONICAL (JSON_COMPACT | JSON_SORT_KEYS)
+
+int
+ng_peer_outbox_ok(const char *url)
+{
+    ng_redis_url u;
+    size_t i, len = strlen(url);
+
+    if (strncmp(url, "redis://", 8) != 0)
+        return ng_tenant_url_ok(url);
+    if (len > NG_TENANT_MAX_URL)
+        return 0;
+    for (i = 0; i < len; i++)
+        if (url[i] <= ' ' || url[i] == 0x7f || url[i] == '"' || url[i] == '\\')
+            return 0;
+    return ng_redis_parse_url(&u, url) == NG_OK && u.host[0] != '\0';
+}
 
 void
 ng_peer_fingerprint(char out[NG_PEER_FINGERPRINT_BYTES], const uint8_t pk[32])
@@ -148,7 +165,7 @@ ng_peer_export(ng_vault *v, const char *slug, const char *outbox, int64_t now, c
     ng_err err;
 
     *out = NULL;
-    if (!ng_tenant_url_ok(outbox))
+    if (!ng_peer_outbox_ok(outbox))
         return NG_ERR_INVALID_ARG;
     err = ng_tenant_record(v, slug, &rec);
     if (err)
@@ -221,7 +238,7 @@ check_params(json_t *doc)
     if (s == NULL || !ng_tenant_slug_ok(s))
         return NG_ERR_PARSE;
     s = json_string_value(json_object_get(doc, "outbox"));
-    if (s == NULL || !ng_tenant_url_ok(s))
+    if (s == NULL || !ng_peer_outbox_ok(s))
         return NG_ERR_PARSE;
     if (!json_is_integer(json_object_get(doc, "created")) || json_integer_value(json_object_get(doc, "created")) < 0)
         return NG_ERR_PARSE;

@@ -71,6 +71,15 @@ NG_MUST_CHECK ng_err ng_peer_remove(ng_vault *v, const char *slug, const char *n
 /* The public records of a tenant's peers, each with its "name" and "fingerprint". */
 NG_MUST_CHECK ng_err ng_peer_list(ng_vault *v, const char *slug, json_t **out);
 
+/*
+ * Where a peer's parcels for us are read, as connection parameters may say:
+ * a peer gateway ("http[s]://.../v1/outbox"), HTTP storage (any other
+ * http[s]:// URL) or a shared Redis ("redis://HOST[:PORT][/DB]", read as
+ * the peer's own outbox streams). No user info, no unix sockets: an
+ * address chosen by a peer must be one the address guard can judge.
+ */
+int ng_peer_outbox_ok(const char *url);
+
 /* "ab12-cd34-..." : the first 16 bytes of BLAKE2b-256 of an Ed25519 public key, grouped for reading aloud. */
 void ng_peer_fingerprint(char out[NG_PEER_FINGERPRINT_BYTES], const uint8_t pk[32]);
 

@@ -1312,6 +1312,7 @@ wait_queue_at(const tenant *t, long want_waiting, long want_dead, long ms, int l
 /* What a test sent and expects to arrive. */
 typedef struct msg {
     tenant *from, *to;
+    const char *from_as; /* the sender's peer name at the recipient's gateway; NULL: its slug */
     const char *pattern; /* NULL: the peer's choice */
     const char *content_type;
     const uint8_t *body;
@@ -1558,7 +1559,9 @@ expect_webhook_at(const hit *h, const msg *m, int line)
         fail_msg("line %d: ce-subject decodes to \"%s\", expected \"%s\"", line, h->subject, m->subject);
     /* The sending peer; an N parcel authenticates no sender, so it may not name one. */
     snprintf(source, sizeof source, "urn:noisegate:%s:%s", m->to->slug,
-             m->pattern != NULL && m->pattern[0] == 'N' ? "anonymous" : m->from->slug);
+             m->pattern != NULL && m->pattern[0] == 'N' ? "anonymous"
+             : m->from_as != NULL                       ? m->from_as
+                                                        : m->from->slug);
     EXPECT_HEADER(h, "ce-source", source);
     v = hit_header(h, "ce-time", NULL);
     if (v == NULL || rfc3339_ms(v) < 0)

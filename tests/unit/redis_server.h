@@ -67,10 +67,10 @@ redis_server_spawn(struct redis_server *r, const char *const *extra)
         redisContext *c = redisConnectUnix(r->sock);
 
         if (c != NULL && !c->err) {
-            redisReply *reply = redisCommand(c, "PING");
-            int ok = reply != NULL && reply->type == REDIS_REPLY_STATUS;
+            redisReply *pong = redisCommand(c, "PING");
+            int ok = pong != NULL && pong->type == REDIS_REPLY_STATUS;
 
-            freeReplyObject(reply);
+            freeReplyObject(pong);
             redisFree(c);
             if (ok)
                 return 0;

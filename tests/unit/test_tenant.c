@@ -646,6 +646,59 @@ test_url_empty_host_before_query(void **state)
     assert_int_equal(accepted, 0);
 }
 
+/* A peer's outbox: what a webhook URL may be, or a Redis reachable over TCP, without user info. */
+static void
+test_peer_outbox_ok(void **state)
+{
+    static const char *const good[] = {"https://a.example/v1/outbox",   "http://127.0.0.1:8080/outbox",
+                                       "redis://shared.example",        "redis://shared.example:6380",
+                                       "redis://shared.example:6380/2", "redis://10.0.0.7/0",
+                                       "redis://[::1]:6379/1",          NULL};
+    static const char *const bad[] = {"redis://",
+                                      "redis://:6379",
+                                      "redis://user:secret@shared.example",
+                                      "redis://:secret@shared.example:6379",
+                                      "redis://h:0",
+                                      "redis://h:65536",
+                                      "redis://h:x",
+                                      "redis://h/db",
+                                      "redis://h/1/2",
+                                      "redis://h/1?x=1",
+                                      "redis://h /1",
+                                      "redis://h\"/1",
+                                      "redis://h\n",
+                                      "redis://[::1",
+                                      "rediss://shared.example",
+                                      "REDIS://shared.example",
+                                      "unix:/run/redis.sock",
+                                      "unix:/run/redis.sock?db=1",
+                                      "ftp://a.example/outbox",
+                                      "http://user:pw@a.example/outbox",
+                                      "",
+                                      NULL};
+    char url[NG_TENANT_MAX_URL + 2];
+    size_t i;
+    int wrong = 0;
+
+    (void)state;
+    for (i = 0; good[i] != NULL; i++)
+        if (!ng_peer_outbox_ok(good[i])) {
+            print_error("outbox \"%s\" refused\n", good[i]);
+            wrong++;
+        }
+    for (i = 0; bad[i] != NULL; i++)
+        if (ng_peer_outbox_ok(bad[i])) {
+            print_error("outbox \"%s\" accepted\n", bad[i]);
+            wrong++;
+        }
+    assert_int_equal(wrong, 0);
+    /* The same length limit as any URL in the vault. */
+    memset(url, 'a', sizeof url);
+    memcpy(url, "redis://", 8);
+    url[NG_TENANT_MAX_URL + 1] = '\0';
+    assert_false(ng_peer_outbox_ok(url));
+}
+
 /* ---- 2. create ---- */
 
 static void
@@ -1729,6 +1782,11 @@ test_peer_resigned_documents(void **state)
     json_object_set_new(doc, "created", json_integer(NOW + 3));
     check_signed(doc, sk, NG_OK, NG_OK, "re-signed valid change");
     assert_int_equal(ng_peer_remove(g_v2, "b", "a"), NG_OK);
+    /* A shared Redis as the outbox: read there under the name in the parameters, whatever the importer calls it. */
+    doc = json_deep_copy(base);
+    json_object_set_new(doc, "outbox", json_string("redis://shared.example:6380/2"));
+    check_signed(doc, sk, NG_OK, NG_OK, "redis outbox");
+    assert_int_equal(ng_peer_remove(g_v2, "b", "a"), NG_OK);
 
     doc = json_deep_copy(base);
     json_object_set_new(doc, "v", json_integer(2));
@@ -1772,6 +1830,12 @@ test_peer_resigned_documents(void **state)
     doc = json_deep_copy(base);
     json_object_set_new(doc, "outbox", json_string("ftp://a.example/outbox"));
     check_signed(doc, sk, NG_ERR_PARSE, NG_ERR_PARSE, "outbox not http(s)");
+    doc = json_deep_copy(base);
+    json_object_set_new(doc, "outbox", json_string("redis://user:pw@shared.example:6379/0"));
+    check_signed(doc, sk, NG_ERR_PARSE, NG_ERR_PARSE, "redis outbox with user info");
+    doc = json_deep_copy(base);
+    json_object_set_new(doc, "outbox", json_string("unix:/run/redis.sock"));
+    check_signed(doc, sk, NG_ERR_PARSE, NG_ERR_PARSE, "outbox a unix socket");
     doc = json_deep_copy(base);
     hex_of(hex, sizeof hex, off_curve, sizeof off_curve);
     json_object_set_new(doc, "signing_key", json_string(hex));
@@ -2105,6 +2169,7 @@ main(void)
         T(test_slug_ok),
         T(test_url_ok),
         T(test_url_empty_host_before_query),
+        T(test_peer_outbox_ok),
         T(test_create_entries),
         T(test_create_options),
         T(test_create_twice_and_bad_slugs),
