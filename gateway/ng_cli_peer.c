@@ -127,8 +127,8 @@ ng_cli_peer(int argc, char **argv)
     if (o.id != NULL && !ng_tenant_slug_ok(o.id))
         return ng_cli_fail(NG_EXIT_USAGE, "peer", "'%s': a peer name is 1-63 of a-z, 0-9 and '-'", o.id);
     if (outbox != NULL && !ng_peer_outbox_ok(outbox))
-        return ng_cli_fail(NG_EXIT_USAGE, "peer", "--outbox '%s': expected an http://, https:// or redis:// URL",
-                           outbox);
+        return ng_cli_fail(NG_EXIT_USAGE, "peer",
+                           "--outbox '%s': expected an http://, https:// or redis:// URL without user info", outbox);
     if (o.kind == NG_MANAGE_PEER_IMPORT) {
         if ((rc = read_params("peer", pos[2], &params)) != 0)
             return rc;

@@ -158,6 +158,11 @@ static const ng_config_field fields[] = {
     INT("poll.max_interval_ms", "NOISEGATE_POLL_MAX_INTERVAL_MS", 0, 10, 3600000, "30000", poll.max_interval_ms,
         "The longest backoff between polls of an idle or failing outbox, in milliseconds."),
     INT("poll.batch", "NOISEGATE_POLL_BATCH", 0, 1, 1000, "100", poll.batch, "Parcels fetched per poll at most."),
+    LIST("poll.peer_redis", "NOISEGATE_POLL_PEER_REDIS", NG_CONFIG_REDIS_LIST, 0, 0, 16, 0, 0, "[]", poll.peer_redis,
+         poll.peer_redis_len,
+         "Redis servers where this gateway may read peers' outboxes when their connection parameters name one "
+         "(redis://HOST[:PORT][/DB]); this gateway's own redis.url is always allowed. A peer naming any other Redis "
+         "is refused."),
 
     INT("messages.max_body", "NOISEGATE_MESSAGES_MAX_BODY", 0, 0, 67108864, "1048576", messages.max_body,
         "The largest message body a backend may submit, in bytes; 0 means only listen.max_body limits it."),
@@ -205,6 +210,12 @@ is_string(const ng_config_field *f)
 {
     return f->type == NG_CONFIG_STRING || f->type == NG_CONFIG_PATH || f->type == NG_CONFIG_URL ||
            f->type == NG_CONFIG_IP || f->type == NG_CONFIG_REDIS_URL;
+}
+
+static int
+is_string_list(const ng_config_field *f)
+{
+    return f->type == NG_CONFIG_NET_LIST || f->type == NG_CONFIG_REDIS_LIST;
 }
 
 static void *
@@ -371,6 +382,9 @@ ng_config_describe(const ng_config_field *f, char *buf, size_t len)
             ok &= append(buf, len, " in non-decreasing order");
         break;
     case NG_CONFIG_NET_LIST: ok = append(buf, len, "an array of %ld-%ld IP addresses or CIDRs", f->min, f->max); break;
+    case NG_CONFIG_REDIS_LIST:
+        ok = append(buf, len, "an array of %ld-%ld redis://HOST[:PORT][/DB] URLs", f->min, f->max);
+        break;
     }
     return ok ? NG_OK : NG_ERR_BUFFER_TOO_SMALL;
 }
@@ -574,25 +588,38 @@ url_ok(const char *s, size_t n)
     return 1;
 }
 
+/*
+ * redis://HOST[:PORT][/DB]. Our own server's port is required, but a peer's
+ * URL may leave it out (6379), so a server listed for peers may too.
+ */
+static int
+redis_tcp_ok(const char *s, size_t n, int need_port)
+{
+    size_t auth;
+    long db;
+
+    if (n <= 8 || strncmp(s, "redis://", 8) != 0)
+        return 0;
+    s += 8;
+    n -= 8;
+    for (auth = 0; auth < n && s[auth] != '/'; auth++)
+        ;
+    if (!authority_ok(s, auth, need_port))
+        return 0;
+    return auth == n || parse_uint(s + auth + 1, n - auth - 1, 0, INT_MAX, &db);
+}
+
 /* "", redis://HOST:PORT[/DB] or unix:PATH[?db=N]. */
 static int
 redis_url_ok(const char *s, size_t n)
 {
     const char *q;
-    size_t auth;
     long db;
 
     if (n == 0)
         return 1;
-    if (n > 8 && strncmp(s, "redis://", 8) == 0) {
-        s += 8;
-        n -= 8;
-        for (auth = 0; auth < n && s[auth] != '/'; auth++)
-            ;
-        if (!authority_ok(s, auth, 1))
-            return 0;
-        return auth == n || parse_uint(s + auth + 1, n - auth - 1, 0, INT_MAX, &db);
-    }
+    if (n > 8 && strncmp(s, "redis://", 8) == 0)
+        return redis_tcp_ok(s, n, 1);
     if (n > 5 && strncmp(s, "unix:", 5) == 0) {
         s += 5;
         n -= 5;
@@ -682,9 +709,12 @@ free_strings(char **items, size_t n)
     }
 }
 
+/* NET_LIST and REDIS_LIST; a bad item leaves the old list as it was. */
 static ng_err
-set_net_list(struct loader *L, const char *at, const ng_config_field *f, const json_t *v)
+set_string_list(struct loader *L, const char *at, const ng_config_field *f, const json_t *v)
 {
+    const char *what = f->type == NG_CONFIG_NET_LIST ? "an IP address or CIDR with no host bits set (IPv4 or IPv6)"
+                                                     : "a redis://HOST[:PORT][/DB] URL";
     char **dst = slot(L->cfg, f), *items[NG_CONFIG_MAX_ALLOW];
     char item_at[AT_BYTES];
     size_t i, n = json_array_size(v);
@@ -694,13 +724,15 @@ set_net_list(struct loader *L, const char *at, const ng_config_field *f, const j
         return bad_value(L, at, f, NULL, v);
     for (i = 0; i < n; i++) {
         const json_t *item = json_array_get(v, i);
+        const char *s = json_string_value(item);
+        size_t len = json_string_length(item);
 
         snprintf(item_at, sizeof item_at, "%s[%zu]", at, i);
-        if (!json_is_string(item) || !net_ok(json_string_value(item), json_string_length(item))) {
+        if (!json_is_string(item) || !(f->type == NG_CONFIG_NET_LIST ? net_ok(s, len) : redis_tcp_ok(s, len, 0))) {
             free_strings(items, i);
-            return bad_value(L, item_at, f, "an IP address or CIDR with no host bits set (IPv4 or IPv6)", item);
+            return bad_value(L, item_at, f, what, item);
         }
-        items[i] = strdup(json_string_value(item));
+        items[i] = strdup(s);
         if (items[i] == NULL) {
             free_strings(items, i);
             return fail(L, NG_ERR_NOMEM, "%s: out of memory", at);
@@ -736,7 +768,8 @@ set_field(struct loader *L, size_t i, const json_t *v, const char *at)
                 }
         return bad_value(L, at, f, NULL, v);
     case NG_CONFIG_INT_LIST: return set_int_list(L, at, f, v);
-    case NG_CONFIG_NET_LIST: return set_net_list(L, at, f, v);
+    case NG_CONFIG_NET_LIST:
+    case NG_CONFIG_REDIS_LIST: return set_string_list(L, at, f, v);
     default: return set_string(L, at, f, v);
     }
 }
@@ -932,6 +965,7 @@ env_value(const ng_config_field *f, const char *s)
     case NG_CONFIG_INT: v = env_int(s, n); return v ? v : json_stringn(s, n);
     case NG_CONFIG_INT_LIST:
     case NG_CONFIG_NET_LIST:
+    case NG_CONFIG_REDIS_LIST:
         arr = json_array();
         while (arr && n > 0) {
             end = memchr(s, ',', n);
@@ -1237,7 +1271,7 @@ ng_config_free(ng_config *cfg)
     for (i = 0; i < FIELD_COUNT; i++) {
         if (is_string(&fields[i]))
             free(*(char **)slot(cfg, &fields[i]));
-        else if (fields[i].type == NG_CONFIG_NET_LIST)
+        else if (is_string_list(&fields[i]))
             free_strings(slot(cfg, &fields[i]), *count_slot(cfg, &fields[i]));
     }
     memset(cfg, 0, sizeof *cfg);
@@ -1312,6 +1346,7 @@ field_json(const ng_config *cfg, const ng_config_field *f)
     case NG_CONFIG_ENUM: return json_string(f->choices[*(const int *)p]);
     case NG_CONFIG_INT_LIST:
     case NG_CONFIG_NET_LIST:
+    case NG_CONFIG_REDIS_LIST:
         n = *(const size_t *)((const char *)cfg + f->count_offset);
         arr = json_array();
         for (i = 0; arr && i < n; i++) {

@@ -26,7 +26,7 @@
 enum {
     NG_CONFIG_MAX_FILE = 1024 * 1024, /* a larger file is refused before it is parsed */
     NG_CONFIG_MAX_RETRIES = 32,       /* entries of delivery.retry_schedule_s */
-    NG_CONFIG_MAX_ALLOW = 64,         /* entries of delivery.allow_private */
+    NG_CONFIG_MAX_ALLOW = 64,         /* entries of delivery.allow_private and poll.peer_redis */
     NG_CONFIG_MAX_PATH = 4095,        /* bytes of a resolved path */
     NG_CONFIG_MAX_SOCKET_PATH = 107,  /* bytes of a unix socket path (sun_path less its NUL) */
     NG_CONFIG_ERR_BYTES = 1024,       /* room for any message, unless the file's name is very long */
@@ -122,6 +122,8 @@ typedef struct ng_config {
         int interval_ms;
         int max_interval_ms;
         int batch;
+        char *peer_redis[NG_CONFIG_MAX_ALLOW]; /* redis://HOST[:PORT][/DB] URLs */
+        size_t peer_redis_len;
     } poll;
     struct {
         int max_body; /* 0: only listen.max_body limits it */
@@ -140,15 +142,16 @@ typedef struct ng_config {
 
 /* The kinds of value a field holds; each has its own checks. */
 typedef enum ng_config_type {
-    NG_CONFIG_INT,       /* int, min-max (or 0 with NG_CONFIG_ZERO_OK) */
-    NG_CONFIG_ENUM,      /* one of `choices`; stored as the index */
-    NG_CONFIG_STRING,    /* min-max bytes, no NUL */
-    NG_CONFIG_PATH,      /* min-max bytes before resolution; resolved at load */
-    NG_CONFIG_URL,       /* http:// or https:// URL, trailing slashes dropped; "" if min is 0 */
-    NG_CONFIG_IP,        /* IPv4 or IPv6 literal */
-    NG_CONFIG_REDIS_URL, /* "", redis://HOST:PORT[/DB] or unix:PATH[?db=N] */
-    NG_CONFIG_INT_LIST,  /* min-max ints, each item_min-item_max */
-    NG_CONFIG_NET_LIST,  /* min-max strings, each an IP literal or CIDR */
+    NG_CONFIG_INT,        /* int, min-max (or 0 with NG_CONFIG_ZERO_OK) */
+    NG_CONFIG_ENUM,       /* one of `choices`; stored as the index */
+    NG_CONFIG_STRING,     /* min-max bytes, no NUL */
+    NG_CONFIG_PATH,       /* min-max bytes before resolution; resolved at load */
+    NG_CONFIG_URL,        /* http:// or https:// URL, trailing slashes dropped; "" if min is 0 */
+    NG_CONFIG_IP,         /* IPv4 or IPv6 literal */
+    NG_CONFIG_REDIS_URL,  /* "", redis://HOST:PORT[/DB] or unix:PATH[?db=N] */
+    NG_CONFIG_INT_LIST,   /* min-max ints, each item_min-item_max */
+    NG_CONFIG_NET_LIST,   /* min-max strings, each an IP literal or CIDR */
+    NG_CONFIG_REDIS_LIST, /* min-max strings, each a redis://HOST[:PORT][/DB] URL */
 } ng_config_type;
 
 enum {

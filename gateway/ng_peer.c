@@ -29,16 +29,10 @@ int
 ng_peer_outbox_ok(const char *url)
 {
     ng_redis_url u;
-    size_t i, len = strlen(url);
 
     if (strncmp(url, "redis://", 8) != 0)
         return ng_tenant_url_ok(url);
-    if (len > NG_TENANT_MAX_URL)
-        return 0;
-    for (i = 0; i < len; i++)
-        if (url[i] <= ' ' || url[i] == 0x7f || url[i] == '"' || url[i] == '\\')
-            return 0;
-    return ng_redis_parse_url(&u, url) == NG_OK && u.host[0] != '\0';
+    return ng_tenant_url_text_ok(url) && ng_redis_parse_url(&u, url) == NG_OK && u.host[0] != '\0';
 }
 
 void

@@ -1,12 +1,10 @@
 #include "ng_poller.h"
 
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -109,18 +107,30 @@ rebuild(ng_poller *p, ng_directory *d)
     return NG_OK;
 }
 
-/* A cursor per (peer, our key id): a peer may still seal to a key we rotated away from. */
+/*
+ * A cursor per (peer, outbox, our key id): a peer may still seal to a key we
+ * rotated away from, and a cursor means something only in the outbox it came
+ * from. A peer that moves its outbox is read from the start of the new one;
+ * the replay check drops what was already taken in.
+ */
 static void
-cursor_name(char out[CURSOR_NAME], const char *peer, const uint8_t kid[NG_KEY_ID_BYTES])
+cursor_name(char out[CURSOR_NAME], const ng_dir_peer *peer, const uint8_t kid[NG_KEY_ID_BYTES])
 {
     uint8_t h[16];
     crypto_generichash_state st;
 
     crypto_generichash_init(&st, NULL, 0, sizeof h);
-    crypto_generichash_update(&st, (const uint8_t *)peer, strlen(peer) + 1);
+    crypto_generichash_update(&st, (const uint8_t *)peer->name, strlen(peer->name) + 1);
+    crypto_generichash_update(&st, (const uint8_t *)peer->outbox, strlen(peer->outbox) + 1);
     crypto_generichash_update(&st, kid, NG_KEY_ID_BYTES);
     crypto_generichash_final(&st, h, sizeof h);
     ng_hex_encode(out, CURSOR_NAME, h, sizeof h);
+}
+
+static int
+is_redis_outbox(const char *url)
+{
+    return strncmp(url, "redis://", 8) == 0;
 }
 
 static int
@@ -323,54 +333,45 @@ http_open(ng_poller *p, const char *url, ng_queue **q)
     return ng_queue_http_new_with(q, url, &o);
 }
 
+/* The same server and database, the host's case aside; "" and unix: URLs match no peer's. */
+static int
+redis_same(const ng_redis_url *a, const char *url)
+{
+    ng_redis_url b;
+
+    return ng_redis_parse_url(&b, url) == NG_OK && b.host[0] != '\0' && strcasecmp(a->host, b.host) == 0 &&
+           a->port == b.port && a->db == b.db;
+}
+
 /*
- * A peer's Redis: its host is resolved here and each address judged by the
- * webhooks' rule, and the handle is bound to the first allowed address, so
- * that a name cannot rebind past the guard when hiredis reconnects.
+ * A peer's Redis is read only where the operator allowed it: this gateway's
+ * own (redis.url) or one listed in poll.peer_redis. A server a peer chose
+ * could hold the poller with slow replies, or answer without bound. And in
+ * our own Redis a peer may not pass for one of our tenants: their outboxes
+ * are there too, under the same names.
  */
 static ng_err
-redis_open(ng_poller *p, const ng_dir_peer *peer, ng_queue **q)
+redis_allowed(ng_poller *p, ng_directory *d, const ng_dir_peer *peer)
 {
     const ng_config *cfg = ng_gateway_config(p->g);
-    struct addrinfo hints, *res = NULL, *ai;
-    char addr[INET6_ADDRSTRLEN] = "", refused[INET6_ADDRSTRLEN] = "", bound[INET6_ADDRSTRLEN + 32];
-    int family = 0, rc;
+    const char *why = NULL;
     ng_redis_url u;
+    int own, listed = 0;
+    size_t i;
 
-    if (strcmp(peer->outbox, cfg->redis.url) == 0)
-        return ng_queue_redis_new(q, peer->outbox, cfg->redis.timeout_ms);
     if (ng_redis_parse_url(&u, peer->outbox) != NG_OK || u.host[0] == '\0')
         return NG_ERR_INVALID_ARG; /* import checked it: only a hand-edited vault gets here */
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    rc = getaddrinfo(u.host, NULL, &hints, &res);
-    if (rc != 0) {
-        ng_log_event(ng_gateway_log(p->g), NG_LOG_DEBUG, "peer outbox did not answer", "peer", peer->name, "error",
-                     gai_strerror(rc), NULL);
-        return NG_ERR_UNAVAILABLE;
-    }
-    for (ai = res; ai != NULL && family == 0; ai = ai->ai_next) {
-        const void *in = ai->ai_family == AF_INET    ? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
-                         : ai->ai_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
-                                                     : NULL;
-
-        if (in == NULL || inet_ntop(ai->ai_family, in, addr, sizeof addr) == NULL)
-            continue;
-        if (!ng_deliver_address_blocked(addr, (const char *const *)cfg->delivery.allow_private,
-                                        cfg->delivery.allow_private_len))
-            family = ai->ai_family;
-        else if (refused[0] == '\0')
-            snprintf(refused, sizeof refused, "%s", addr);
-    }
-    freeaddrinfo(res);
-    if (family == 0) {
-        if (refused[0] != '\0')
-            log_refused(p, peer, refused);
-        return NG_ERR_UNAVAILABLE;
-    }
-    snprintf(bound, sizeof bound, family == AF_INET6 ? "redis://[%s]:%d/%d" : "redis://%s:%d/%d", addr, u.port, u.db);
-    return ng_queue_redis_new(q, bound, cfg->redis.timeout_ms);
+    own = redis_same(&u, cfg->redis.url);
+    for (i = 0; i < cfg->poll.peer_redis_len && !own && !listed; i++)
+        listed = redis_same(&u, cfg->poll.peer_redis[i]);
+    if (!own && !listed)
+        why = "peer outbox in a Redis not allowed (poll.peer_redis)";
+    else if (own && ng_directory_tenant(d, peer->remote) != NULL)
+        why = "peer outbox refused: in this gateway's own Redis, the peer's name is one of its tenants";
+    if (why == NULL)
+        return NG_OK;
+    ng_log_event(ng_gateway_log(p->g), NG_LOG_WARN, why, "peer", peer->name, "outbox", peer->outbox, NULL);
+    return NG_ERR_UNAVAILABLE;
 }
 
 static ng_err
@@ -389,7 +390,8 @@ storage(ng_poller *p, const ng_dir_peer *peer, ng_queue **q)
         memmove(&p->stores[0], &p->stores[1], (MAX_STORES - 1) * sizeof p->stores[0]);
         p->nstores--;
     }
-    err = strncmp(peer->outbox, "redis://", 8) == 0 ? redis_open(p, peer, q) : http_open(p, peer->outbox, q);
+    err = is_redis_outbox(peer->outbox) ? ng_queue_redis_new(q, peer->outbox, ng_gateway_config(p->g)->redis.timeout_ms)
+                                        : http_open(p, peer->outbox, q);
     if (err)
         return err;
     snprintf(p->stores[p->nstores].url, sizeof p->stores[p->nstores].url, "%s", peer->outbox);
@@ -397,7 +399,7 @@ storage(ng_poller *p, const ng_dir_peer *peer, ng_queue **q)
     return NG_OK;
 }
 
-/* After a failure: the next poll resolves the peer's host again, in case it moved. */
+/* After a failure: the next poll connects afresh, resolving the host again in case it moved. */
 static void
 storage_forget(ng_poller *p, const ng_queue *q)
 {
@@ -413,8 +415,8 @@ storage_forget(ng_poller *p, const ng_queue *q)
 }
 
 static ng_err
-fetch(ng_poller *p, const ng_dir_peer *peer, const uint8_t kid[NG_KEY_ID_BYTES], const char *after, size_t limit,
-      ng_queue_batch *out)
+fetch(ng_poller *p, ng_directory *d, const ng_dir_peer *peer, const uint8_t kid[NG_KEY_ID_BYTES], const char *after,
+      size_t limit, ng_queue_batch *out)
 {
     ng_queue *q;
     ng_err err;
@@ -423,11 +425,13 @@ fetch(ng_poller *p, const ng_dir_peer *peer, const uint8_t kid[NG_KEY_ID_BYTES],
         return fetch_gateway(p, peer, kid, after, limit, out);
     memset(out, 0, sizeof *out);
     p->store_guard.refused = 0; /* the own store has no guard to clear it */
-    err = storage(p, peer, &q);
+    err = is_redis_outbox(peer->outbox) ? redis_allowed(p, d, peer) : NG_OK;
+    if (err == NG_OK)
+        err = storage(p, peer, &q);
     if (err == NG_OK) {
         /* The outbox is the peer's, so its streams are under its name; HTTP storage has no names. */
         err = ng_queue_outbox_read(q, peer->remote, kid, after, limit, out);
-        if (err == NG_ERR_UNAVAILABLE && strncmp(peer->outbox, "redis://", 8) == 0)
+        if (err == NG_ERR_UNAVAILABLE && is_redis_outbox(peer->outbox))
             storage_forget(p, q);
     }
     if (err && p->store_guard.refused)
@@ -511,7 +515,10 @@ poll_pair(ng_poller *p, ng_directory *d, const ng_dir_tenant *t, const ng_dir_pe
     size_t limit = cfg->poll.batch < FETCH_MAX ? (size_t)cfg->poll.batch : FETCH_MAX, k, round;
     uint64_t max = (uint64_t)cfg->poll.max_interval_ms, min = (uint64_t)cfg->poll.interval_ms;
     /* One round (a fetch and an accept) at most; what a crash leaves behind frees itself this soon. */
-    uint64_t lease_ms = 2u * (uint64_t)cfg->outbox.http_timeout_ms + LEASE_EXTRA_MS;
+    uint64_t lease_ms =
+        2u * (uint64_t)(cfg->outbox.http_timeout_ms > cfg->redis.timeout_ms ? cfg->outbox.http_timeout_ms
+                                                                            : cfg->redis.timeout_ms) +
+        LEASE_EXTRA_MS;
     int got = 0;
     ng_queue *q;
     ng_err err;
@@ -534,7 +541,7 @@ poll_pair(ng_poller *p, ng_directory *d, const ng_dir_tenant *t, const ng_dir_pe
     for (k = 0; k < t->nkeys && err == NG_OK; k++) {
         char cname[CURSOR_NAME], cursor[NG_QUEUE_ID_BYTES];
 
-        cursor_name(cname, peer->name, t->keys[k].id);
+        cursor_name(cname, peer, t->keys[k].id);
         for (round = 0; round < DRAIN_ROUNDS && err == NG_OK; round++) {
             ng_queue_batch b;
 
@@ -543,7 +550,7 @@ poll_pair(ng_poller *p, ng_directory *d, const ng_dir_tenant *t, const ng_dir_pe
             if (err == NG_OK)
                 err = ng_queue_cursor_get(q, t->slug, cname, cursor);
             if (err == NG_OK)
-                err = fetch(p, peer, t->keys[k].id, cursor, limit, &b);
+                err = fetch(p, d, peer, t->keys[k].id, cursor, limit, &b);
             if (err)
                 break;
             err = take_in(p, d, q, t, peer, cname, &b);

@@ -9,9 +9,10 @@
  *   - a shared Redis: redis://HOST[:PORT][/DB], the peer's own outbox
  *     streams read there (ng_queue_redis, under the name in its parameters);
  *   - HTTP storage: any other outbox URL, read with WebDAV (ng_queue_http).
- * An address a peer chose (its gateway, storage or Redis) is judged like a
- * webhook's (delivery.allow_private); only our own store, the exact URL of
- * outbox.http_url or redis.url, is exempt.
+ * An address a peer chose for its gateway or storage is judged like a
+ * webhook's (delivery.allow_private); our own outbox.http_url is exempt. A
+ * Redis is read only if it is our own (redis.url) or listed in
+ * poll.peer_redis: a peer cannot make us connect to a server of its choice.
  * Each parcel is checked (ng_receive_check, as coming from that peer); the
  * accepted ones go into the tenant's inbox in one step, with the replay
  * check, and only then does the cursor move. A parcel that is refused is

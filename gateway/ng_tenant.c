@@ -29,10 +29,22 @@ ng_tenant_slug_ok(const char *s)
 }
 
 int
+ng_tenant_url_text_ok(const char *url)
+{
+    size_t i, len = strlen(url);
+
+    if (len > NG_TENANT_MAX_URL)
+        return 0;
+    for (i = 0; i < len; i++)
+        if (url[i] <= ' ' || url[i] == 0x7f || url[i] == '"' || url[i] == '\\')
+            return 0;
+    return 1;
+}
+
+int
 ng_tenant_url_ok(const char *url)
 {
     const char *host;
-    size_t i, len = strlen(url);
 
     if (strncmp(url, "http://", 7) == 0)
         host = url + 7;
@@ -40,11 +52,8 @@ ng_tenant_url_ok(const char *url)
         host = url + 8;
     else
         return 0;
-    if (len > NG_TENANT_MAX_URL || *host == '\0' || strchr("/:?#", *host) != NULL)
+    if (*host == '\0' || strchr("/:?#", *host) != NULL || !ng_tenant_url_text_ok(url))
         return 0;
-    for (i = 0; i < len; i++)
-        if (url[i] <= ' ' || url[i] == 0x7f || url[i] == '"' || url[i] == '\\')
-            return 0;
     /* Credentials in a URL end up in logs and listings. */
     return memchr(host, '@', strcspn(host, "/?#")) == NULL;
 }

@@ -109,5 +109,7 @@ NG_MUST_CHECK ng_err ng_tenant_delete_prefix(ng_vault *v, const char *prefix, si
 
 /* 1 if url is an http:// or https:// URL noisegate will store: printable, no spaces or user info. */
 int ng_tenant_url_ok(const char *url);
+/* 1 if url, of any scheme, may be stored: NG_TENANT_MAX_URL bytes at most, no space, control, '"' or '\\'. */
+int ng_tenant_url_text_ok(const char *url);
 
 #endif

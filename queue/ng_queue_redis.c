@@ -447,6 +447,9 @@ add_entries(const redisReply *arr, ng_queue_batch *b, const char *data_field)
             continue;
         memset(it, 0, sizeof *it);
         memcpy(it->id, e->element[0]->str, e->element[0]->len);
+        /* It becomes a cursor: one that a later XRANGE would refuse would stop the reader for good. */
+        if (!stream_id_ok(it->id))
+            continue;
         f = e->element[1];
         for (j = 0; j + 1 < f->elements; j += 2) {
             const redisReply *name = f->element[j], *val = f->element[j + 1];
@@ -640,6 +643,9 @@ range_after(struct redis_queue *r, const char *k, const char *after, size_t limi
     arg(&a, "COUNT");
     arg(&a, count);
     err = run(r, &a, &reply);
+    /* More than COUNT is no answer Redis gives: a peer's outbox may be on a server we do not run. */
+    if (err == NG_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements > limit)
+        err = NG_ERR_IO;
     if (err == NG_OK)
         err = add_entries(reply, out, data_field);
     freeReplyObject(reply);

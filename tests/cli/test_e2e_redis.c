@@ -1,16 +1,15 @@
 /*
  * End to end through a shared Redis: one redis-server that this suite
- * starts on 127.0.0.1 (AOF, fsync always) holds the store of gateway "a"
+ * starts on loopback (AOF, fsync always) holds the store of gateway "a"
  * (tenant alice) and of gateway "c" (tenant carol). Alice's connection
- * parameters name that Redis as her outbox (redis://127.0.0.1:PORT/0), so
- * her peers read her outbox streams there instead of asking gateway a:
+ * parameters name that Redis as her outbox, so her peers read her outbox
+ * streams there instead of asking gateway a:
  *   - gateway "b" (tenant bob) keeps its own store in its embedded Redis
- *     and reads alice's outbox over TCP, an address a peer chose, which
- *     its delivery.allow_private lets through (127.0.0.1);
- *   - gateway "c" reads it in its own store: alice gave carol the URL
- *     that is c's redis.url (127.0.0.3, which c's delivery.allow_private
- *     does not cover), and an operator's own store is exempt from the
- *     address rule.
+ *     and reads alice's outbox at redis://127.0.0.1:PORT/0, which its
+ *     operator listed in poll.peer_redis;
+ *   - gateway "c" reads it in its own store: alice gave carol
+ *     redis://127.0.0.3:PORT, which is c's redis.url spelled otherwise
+ *     (redis://127.0.0.3:PORT/0), and needs no listing.
  * Backends are sinks (gateway_harness.h); webhooks are checked with the
  * harness's own Standard Webhooks verifier.
  *
@@ -18,9 +17,10 @@
  * stops and comes back (alice's submissions get 503 meanwhile; bob's
  * poller backs off, then carries on from its cursor without reading a
  * parcel twice), entries altered in the stream are refused and counted
- * while the ones after them are delivered, an outbox in a Redis at an
- * address the guard refuses is never contacted, and a redis:// outbox URL
- * with user info or another form is refused at export and at import.
+ * while the ones after them are delivered, a Redis the operator did not
+ * allow is never contacted, a peer in c's own Redis cannot pass for one of
+ * c's tenants, and a redis:// outbox URL with user info or another form is
+ * refused at export.
  *
  * NG_KEEP=1 keeps the temporary directory (configurations, data, logs).
  */
@@ -40,9 +40,10 @@ enum {
 };
 
 static char dir[PATH_MAX / 2], shared_url[128], c_url[128], port_arg[16];
-/* Bound to two loopback addresses: gateway c knows it as 127.0.0.3, which no gateway's address rule allows. */
-static const char *const shared_args[] = {"--port",       port_arg, "--bind",        "127.0.0.1", "127.0.0.3",
-                                          "--appendonly", "yes",    "--appendfsync", "always",    NULL};
+/* Three loopback addresses: 127.0.0.1 for a and b, 127.0.0.3 for c, 127.0.0.2 for a peer that names it unasked. */
+static const char *const shared_args[] = {"--port",    port_arg,       "--bind", "127.0.0.1",     "127.0.0.2",
+                                          "127.0.0.3", "--appendonly", "yes",    "--appendfsync", "always",
+                                          NULL};
 static struct redis_server shared;
 static gateway gw_a = {.name = "a"}, gw_b = {.name = "b"}, gw_c = {.name = "c"};
 static tenant alice = {.slug = "alice", .g = &gw_a}, bob = {.slug = "bob", .g = &gw_b},
@@ -232,7 +233,7 @@ stream_take(const char *id)
 /* ---- setup ---- */
 
 static void
-write_e2e_config(gateway *g, int not, const char *redis)
+write_e2e_config(gateway *g, int not, const char *redis, const char *peer_redis)
 {
     char sections[1024];
 
@@ -242,15 +243,15 @@ write_e2e_config(gateway *g, int not, const char *redis)
     snprintf(sections, sizeof sections,
              "%s"
              " \"delivery\": {\"allow_private\": [\"127.0.0.1\"], \"timeout_ms\": 2000},\n"
-             " \"poll\": {\"interval_ms\": 50, \"max_interval_ms\": 200},",
-             redis);
+             " \"poll\": {\"interval_ms\": 50, \"max_interval_ms\": 200, \"peer_redis\": [%s]},",
+             redis, peer_redis);
     write_config(g, ", \"timeout_s\": 5", sections);
 }
 
 static int
 group_setup(void **state)
 {
-    char redis[256];
+    char redis[256], listed[160];
     int port = nginx_server_free_port();
 
     (void)state;
@@ -262,11 +263,12 @@ group_setup(void **state)
         return -1;
     snprintf(shared_url, sizeof shared_url, "redis://127.0.0.1:%d/0", port);
     snprintf(redis, sizeof redis, "\"redis\": {\"url\": \"%s\", \"timeout_ms\": 1000},\n", shared_url);
-    write_e2e_config(&gw_a, 0, redis);
-    write_e2e_config(&gw_b, gw_a.port, "");
-    snprintf(c_url, sizeof c_url, "redis://127.0.0.3:%d/0", port);
-    snprintf(redis, sizeof redis, "\"redis\": {\"url\": \"%s\", \"timeout_ms\": 1000},\n", c_url);
-    write_e2e_config(&gw_c, gw_b.port, redis);
+    write_e2e_config(&gw_a, 0, redis, "");
+    snprintf(listed, sizeof listed, "\"%s\"", shared_url);
+    write_e2e_config(&gw_b, gw_a.port, "", listed);
+    snprintf(redis, sizeof redis, "\"redis\": {\"url\": \"redis://127.0.0.3:%d/0\", \"timeout_ms\": 1000},\n", port);
+    write_e2e_config(&gw_c, gw_b.port, redis, "");
+    snprintf(c_url, sizeof c_url, "redis://127.0.0.3:%d", port);
     if (gw_c.port == gw_a.port || sink_start(&alice.sink, "alice") != 0 || sink_start(&bob.sink, "bob") != 0 ||
         sink_start(&carol.sink, "carol") != 0)
         return -1;
@@ -428,10 +430,7 @@ test_redis_down(void **state)
     assert_int_equal(sink_total(&bob.sink), hits);
     assert_int_equal(GW_GET(&gw_b, "/readyz").status, 200); /* its own store is elsewhere */
 
-    assert_int_equal(
-        redis_server_spawn(&shared, (const char *const[]){"--port", port_arg, "--bind", "127.0.0.1", "--appendonly",
-                                                          "yes", "--appendfsync", "always", NULL}),
-        0);
+    assert_int_equal(redis_server_spawn(&shared, shared_args), 0);
     /* Everything acknowledged before is still there (AOF), and nothing was added. */
     assert_int_equal(stream_length(), len);
     send_retrying(&after, "after-down", "sent once the shared Redis was back");
@@ -484,30 +483,70 @@ test_tampered(void **state)
         fail_msg("bob's log does not say that parcel %s was refused", flipped.id);
 }
 
-/* ==== 5. an outbox in a Redis at an address the guard refuses is never contacted ==== */
+/* ==== 5. Redis servers a peer may not make us read ==== */
 
+/* Waits for needle in g's log; fails after DELIVERY_WAIT_MS. */
 static void
-test_address_refused(void **state)
+wait_log(const gateway *g, const char *needle, const char *also)
 {
-    char far[128];
     long t0 = now_ms();
     const char *log;
 
-    (void)state;
-    /* 127.0.0.2 is loopback, which bob's gateway allows only as 127.0.0.1. */
-    snprintf(far, sizeof far, "redis://127.0.0.2:%s/0", port_arg);
-    GCLI(&gw_b, "peer", "import", "bob", export_params(&gw_a, "alice", far), "--name", "far");
     for (;;) {
-        log = text_of(slurp(gw_b.log));
-        if (strstr(log, "peer outbox address not allowed") != NULL && strstr(log, "\"127.0.0.2\"") != NULL)
-            break;
+        log = text_of(slurp(g->log));
+        if (strstr(log, needle) != NULL && (also == NULL || strstr(log, also) != NULL))
+            return;
         if (now_ms() - t0 > DELIVERY_WAIT_MS)
-            fail_msg("bob's gateway did not refuse %s; see %s", far, gw_b.log);
+            fail_msg("gateway %s did not log \"%s\" (%s); see %s", g->name, needle, also ? also : "", g->log);
         sleep_ms(50);
     }
-    /* Refused before any connection: nothing read, nothing counted as a peer's failure to answer. */
-    assert_null(strstr(log, "peer outbox did not answer"));
+}
+
+/* Connections the shared Redis holds to one of its addresses ("127.0.0.2:PORT"). */
+static int
+connections_to(const char *laddr)
+{
+    const char *argv[] = {"CLIENT", "LIST"};
+    redisReply *r = shared_cmd(2, argv, NULL);
+    char needle[80];
+    const char *p;
+    int n = 0;
+
+    snprintf(needle, sizeof needle, "laddr=%s ", laddr);
+    for (p = r->str; (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    freeReplyObject(r);
+    return n;
+}
+
+static void
+test_redis_not_allowed(void **state)
+{
+    char far[128], laddr[64];
+    int before = sink_total(&bob.sink);
+
+    (void)state;
+    /* The same server at an address bob's operator did not list: never connected to, however long. */
+    snprintf(far, sizeof far, "redis://127.0.0.2:%s/0", port_arg);
+    snprintf(laddr, sizeof laddr, "127.0.0.2:%s", port_arg);
+    GCLI(&gw_b, "peer", "import", "bob", export_params(&gw_a, "alice", far), "--name", "far");
+    wait_log(&gw_b, "peer outbox in a Redis not allowed (poll.peer_redis)", "\"far\"");
+    sleep_ms(QUIET_MS);
+    assert_int_equal(connections_to(laddr), 0);
     GCLI(&gw_b, "peer", "remove", "bob", "far");
+
+    /*
+     * In c's own Redis, a peer whose parameters carry the name of one of c's
+     * tenants would have c read that tenant's own outbox streams: refused.
+     */
+    GCLI(&gw_a, "tenant", "create", "carol");
+    GCLI(&gw_c, "peer", "import", "carol", export_params(&gw_a, "carol", c_url), "--name", "mimic");
+    wait_log(&gw_c, "peer outbox refused: in this gateway's own Redis, the peer's name is one of its tenants",
+             "\"mimic\"");
+    GCLI(&gw_c, "peer", "remove", "carol", "mimic");
+    GCLI(&gw_a, "tenant", "delete", "carol");
+    assert_int_equal(sink_total(&bob.sink), before);
+    EXPECT_LEDGER();
 }
 
 /* ==== 6. SIGTERM, and the whole run against the ledger ==== */
@@ -533,7 +572,7 @@ main(void)
         cmocka_unit_test_teardown(test_delivered_once, test_teardown),
         cmocka_unit_test_teardown(test_redis_down, test_teardown),
         cmocka_unit_test_teardown(test_tampered, test_teardown),
-        cmocka_unit_test_teardown(test_address_refused, test_teardown),
+        cmocka_unit_test_teardown(test_redis_not_allowed, test_teardown),
         cmocka_unit_test_teardown(test_stop, test_teardown),
     };
 

@@ -214,6 +214,12 @@ describe(const ng_config_field *f)
     return buf;
 }
 
+static int
+is_list(const ng_config_field *f)
+{
+    return f->type == NG_CONFIG_INT_LIST || f->type == NG_CONFIG_NET_LIST || f->type == NG_CONFIG_REDIS_LIST;
+}
+
 /* The effective configuration as jansson sees the dump. */
 static json_t *
 dump_json(const ng_config *cfg)
@@ -308,6 +314,7 @@ test_defaults(void **state)
     assert_int_equal(cfg.poll.interval_ms, 1000);
     assert_int_equal(cfg.poll.max_interval_ms, 30000);
     assert_int_equal(cfg.poll.batch, 100);
+    assert_int_equal(cfg.poll.peer_redis_len, 0);
     assert_int_equal(cfg.messages.max_body, 1048576);
     assert_int_equal(cfg.messages.default_ttl_s, 86400);
     assert_int_equal(cfg.messages.max_ttl_s, 604800);
@@ -477,6 +484,7 @@ test_dump_round_trip(void **state)
               " \"vault\": {\"store\": \"redis\", \"master_key\": \"passphrase\", \"argon2_ops\": 3},"
               " \"redis\": {\"url\": \"unix:redis.sock?db=2\"},"
               " \"delivery\": {\"retry_schedule_s\": [1, 1, 2], \"allow_private\": [\"10.0.0.0/8\", \"::1\"]},"
+              " \"poll\": {\"peer_redis\": [\"redis://[::1]:6380/2\", \"redis://redis.internal\"]},"
               " \"log\": {\"level\": \"debug\", \"format\": \"text\"}}");
     if (load(&a, "c.json") != NG_OK)
         fail_msg("%s", errbuf);
@@ -490,6 +498,9 @@ test_dump_round_trip(void **state)
     assert_int_equal(a.vault.master_key, NG_CONFIG_MASTER_KEY_PASSPHRASE);
     assert_int_equal(a.log.level, NG_CONFIG_LOG_DEBUG);
     assert_int_equal(a.delivery.retry_schedule_len, 3);
+    assert_int_equal(b.poll.peer_redis_len, 2);
+    assert_string_equal(b.poll.peer_redis[0], "redis://[::1]:6380/2");
+    assert_string_equal(b.poll.peer_redis[1], "redis://redis.internal");
     free(ta);
     free(tb);
     ng_config_free(&a);
@@ -548,7 +559,7 @@ test_wrong_types(void **state)
     (void)state;
     for (i = 0; i < nfields; i++) {
         const ng_config_field *f = &fields[i];
-        int list = f->type == NG_CONFIG_INT_LIST || f->type == NG_CONFIG_NET_LIST;
+        int list = is_list(f);
         size_t n = f->type == NG_CONFIG_INT ? sizeof for_numbers / sizeof for_numbers[0]
                    : list                   ? sizeof for_lists / sizeof for_lists[0]
                                             : sizeof for_text / sizeof for_text[0];
@@ -689,6 +700,26 @@ static const char *const bad_nets[] = {
     "[\"10.0.0.1/8\"]",  "[\"1.2.3.4/33\"]", "[\"::1/129\"]",   "[\"1.2.3\"]", "[5]",
     "[\"10.0.0.0/8x\"]", "[\"fe80::1%lo\"]", "[\"10.0.0.0/\"]", "[\"/8\"]",    "[\"::1/64\"]",
     "[\"10.0.0.0/-8\"]", "[null]",           "[\"\"]"};
+/* A peer's URL may leave the port out, so a listed server may too; no unix: socket, nothing else in the URL. */
+static const char *const good_redis_lists[] = {
+    "[]", "[\"redis://127.0.0.1:6379\"]", "[\"redis://[::1]:6380/2\", \"redis://redis.internal:6379/0\"]",
+    "[\"redis://redis.internal\", \"redis://redis.internal/3\", \"redis://10.0.0.7:7000\"]"};
+static const char *const bad_redis_lists[] = {"[\"\"]",
+                                              "[\"unix:/x.sock\"]",
+                                              "[\"redis://user:pw@h:1\"]",
+                                              "[\"http://h/\"]",
+                                              "[\"redis://\"]",
+                                              "[5]",
+                                              "[null]",
+                                              "[[\"redis://h:1\"]]",
+                                              "[\"redis://127.0.0.1:6379\", \"unix:/x.sock\"]",
+                                              "[\"redis://h:0\"]",
+                                              "[\"redis://h:6379/\"]",
+                                              "[\"redis://h:6379/x\"]",
+                                              "[\"redis://h:6379?db=1\"]",
+                                              "[\"rediss://h:6379\"]",
+                                              "[\"REDIS://h:6379\"]",
+                                              "[\"redis://h:1,redis://g:1\"]"};
 
 #define LOOP(arr, fn, f)                                                                                               \
     do {                                                                                                               \
@@ -829,6 +860,16 @@ test_ranges(void **state)
             expect_field_bad(f, s);
             free(s);
             break;
+        case NG_CONFIG_REDIS_LIST:
+            LOOP(good_redis_lists, expect_field_ok, f);
+            LOOP(bad_redis_lists, expect_field_bad, f);
+            s = repeat_json("\"redis://127.0.0.1:6379\"", (size_t)f->max);
+            expect_field_ok(f, s);
+            free(s);
+            s = repeat_json("\"redis://127.0.0.1:6379\"", (size_t)f->max + 1);
+            expect_field_bad(f, s);
+            free(s);
+            break;
         }
     }
 }
@@ -880,6 +921,16 @@ test_messages(void **state)
     snprintf(msg, sizeof msg, "{\"delivery\": {\"allow_private\": %s}}", s);
     expect_error(msg, NG_ERR_PARSE,
                  "c.json: delivery.allow_private: expected an array of 0-64 IP addresses or CIDRs, got an array of 65 "
+                 "items");
+    free(s);
+    expect_error("{\"poll\": {\"peer_redis\": [\"redis://127.0.0.1:6379\", \"unix:/x.sock\"]}}", NG_ERR_PARSE,
+                 "c.json: poll.peer_redis[1]: expected a redis://HOST[:PORT][/DB] URL, got \"unix:/x.sock\"");
+    expect_error("{\"poll\": {\"peer_redis\": [null]}}", NG_ERR_PARSE,
+                 "c.json: poll.peer_redis[0]: expected a redis://HOST[:PORT][/DB] URL, got null");
+    s = repeat_json("\"redis://127.0.0.1:6379\"", 17);
+    snprintf(msg, sizeof msg, "{\"poll\": {\"peer_redis\": %s}}", s);
+    expect_error(msg, NG_ERR_PARSE,
+                 "c.json: poll.peer_redis: expected an array of 0-16 redis://HOST[:PORT][/DB] URLs, got an array of 17 "
                  "items");
     free(s);
 
@@ -1142,6 +1193,11 @@ good_values(const ng_config_field *f, char *file_json, char *env_text, char *env
         snprintf(env_text, len, "10.0.0.0/8,::1");
         snprintf(env_json, len, "[\"10.0.0.0/8\", \"::1\"]");
         break;
+    case NG_CONFIG_REDIS_LIST:
+        snprintf(file_json, len, "[\"redis://redis.internal:6379/0\"]");
+        snprintf(env_text, len, "redis://127.0.0.1:6379,redis://[::1]:6380/2");
+        snprintf(env_json, len, "[\"redis://127.0.0.1:6379\", \"redis://[::1]:6380/2\"]");
+        break;
     }
 }
 
@@ -1229,20 +1285,21 @@ test_env_errors(void **state)
     write_str("c.json", "{}");
     for (i = 0; i < nfields; i++) {
         const ng_config_field *f = &fields[i];
-        const char *bad = f->type == NG_CONFIG_INT         ? "80a"
-                          : f->type == NG_CONFIG_ENUM      ? "nope"
-                          : f->type == NG_CONFIG_INT_LIST  ? "5,x"
-                          : f->type == NG_CONFIG_NET_LIST  ? "1.2.3"
-                          : f->type == NG_CONFIG_URL       ? "ftp://x"
-                          : f->type == NG_CONFIG_IP        ? "nope"
-                          : f->type == NG_CONFIG_REDIS_URL ? "nope"
-                          : f->min > 0                     ? ""
-                                                           : big;
+        const char *bad = f->type == NG_CONFIG_INT          ? "80a"
+                          : f->type == NG_CONFIG_ENUM       ? "nope"
+                          : f->type == NG_CONFIG_INT_LIST   ? "5,x"
+                          : f->type == NG_CONFIG_NET_LIST   ? "1.2.3"
+                          : f->type == NG_CONFIG_REDIS_LIST ? "redis://127.0.0.1:6379,unix:/x.sock"
+                          : f->type == NG_CONFIG_URL        ? "ftp://x"
+                          : f->type == NG_CONFIG_IP         ? "nope"
+                          : f->type == NG_CONFIG_REDIS_URL  ? "nope"
+                          : f->min > 0                      ? ""
+                                                            : big;
 
         setenv(f->env, bad, 1);
         snprintf(prefix, sizeof prefix, "%s", f->env);
         expect_shape(prefix, ": expected ");
-        if (f->type != NG_CONFIG_INT_LIST && f->type != NG_CONFIG_NET_LIST) {
+        if (!is_list(f)) {
             snprintf(prefix, sizeof prefix, "%s: expected ", f->env);
             expect_shape(prefix, "got \"");
         }
@@ -1281,7 +1338,7 @@ static void
 test_env_parsing(void **state)
 {
     static const char *const junk[] = {"80a", " 80", "80 ", "+80", "0x50", "8e1", "80.0", "", "8_0", "- 80", "--80"};
-    char msg[256];
+    char msg[256], *dumped, *reloaded;
     size_t i;
     ng_config cfg;
 
@@ -1315,18 +1372,47 @@ test_env_parsing(void **state)
     expect_env_error("NOISEGATE_DELIVERY_ALLOW_PRIVATE", "127.0.0.1,10.0.0.1/8",
                      "NOISEGATE_DELIVERY_ALLOW_PRIVATE[1]: expected an IP address or CIDR with no host bits set (IPv4 "
                      "or IPv6), got \"10.0.0.1/8\"");
+    expect_env_error("NOISEGATE_POLL_PEER_REDIS", "redis://127.0.0.1:6379,unix:/x.sock",
+                     "NOISEGATE_POLL_PEER_REDIS[1]: expected a redis://HOST[:PORT][/DB] URL, got \"unix:/x.sock\"");
+    expect_env_error(
+        "NOISEGATE_POLL_PEER_REDIS", "redis://127.0.0.1:6379, redis://[::1]:6380/2",
+        "NOISEGATE_POLL_PEER_REDIS[1]: expected a redis://HOST[:PORT][/DB] URL, got \" redis://[::1]:6380/2\"");
+    expect_env_error("NOISEGATE_POLL_PEER_REDIS", "redis://127.0.0.1:6379,",
+                     "NOISEGATE_POLL_PEER_REDIS[1]: expected a redis://HOST[:PORT][/DB] URL, got \"\"");
     expect_env_error("NOISEGATE_PUBLIC_URL", "http://x\xff",
                      "NOISEGATE_PUBLIC_URL: expected UTF-8 text, got \"http://x\\xff\"");
     expect_env_error("NOISEGATE_LOG_LEVEL", "INFO",
                      "NOISEGATE_LOG_LEVEL: expected one of \"debug\", \"info\", \"warn\", \"error\", got \"INFO\"");
 
+    /* A list of URLs from the environment is dumped as the array a file would hold, and loads back the same. */
+    setenv("NOISEGATE_POLL_PEER_REDIS", "redis://127.0.0.1:6379,redis://[::1]:6380/2,redis://redis.internal:6379/0", 1);
+    assert_int_equal(load(&cfg, NULL), NG_OK);
+    unsetenv("NOISEGATE_POLL_PEER_REDIS");
+    assert_int_equal(cfg.poll.peer_redis_len, 3);
+    assert_string_equal(cfg.poll.peer_redis[0], "redis://127.0.0.1:6379");
+    assert_string_equal(cfg.poll.peer_redis[1], "redis://[::1]:6380/2");
+    assert_string_equal(cfg.poll.peer_redis[2], "redis://redis.internal:6379/0");
+    dumped = dump_text(&cfg);
+    ng_config_free(&cfg);
+    write_str("dump.json", dumped);
+    assert_int_equal(load(&cfg, "dump.json"), NG_OK);
+    assert_int_equal(cfg.poll.peer_redis_len, 3);
+    reloaded = dump_text(&cfg);
+    assert_string_equal(dumped, reloaded);
+    free(dumped);
+    free(reloaded);
+    ng_config_free(&cfg);
+
     /* An empty list clears the file's; an empty string is a value too. */
-    write_str("c.json", "{\"delivery\": {\"allow_private\": [\"::1\"]}, \"admin\": {\"socket\": \"a.sock\"}}");
+    write_str("c.json", "{\"delivery\": {\"allow_private\": [\"::1\"]}, \"admin\": {\"socket\": \"a.sock\"},"
+                        " \"poll\": {\"peer_redis\": [\"redis://redis.internal\"]}}");
     setenv("NOISEGATE_DELIVERY_ALLOW_PRIVATE", "", 1);
+    setenv("NOISEGATE_POLL_PEER_REDIS", "", 1);
     setenv("NOISEGATE_ADMIN_SOCKET", "", 1);
     setenv("NOISEGATE_DELIVERY_RETRY_SCHEDULE_S", "1,1,604800", 1);
     assert_int_equal(load(&cfg, "c.json"), NG_OK);
     assert_int_equal(cfg.delivery.allow_private_len, 0);
+    assert_int_equal(cfg.poll.peer_redis_len, 0);
     assert_string_equal(cfg.admin.socket, "");
     assert_int_equal(cfg.delivery.retry_schedule_len, 3);
     assert_int_equal(cfg.delivery.retry_schedule_s[2], 604800);

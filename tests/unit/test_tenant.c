@@ -1782,7 +1782,7 @@ test_peer_resigned_documents(void **state)
     json_object_set_new(doc, "created", json_integer(NOW + 3));
     check_signed(doc, sk, NG_OK, NG_OK, "re-signed valid change");
     assert_int_equal(ng_peer_remove(g_v2, "b", "a"), NG_OK);
-    /* A shared Redis as the outbox: read there under the name in the parameters, whatever the importer calls it. */
+    /* A shared Redis as the outbox is a valid one (tests/cli/test_e2e_redis.c reads it). */
     doc = json_deep_copy(base);
     json_object_set_new(doc, "outbox", json_string("redis://shared.example:6380/2"));
     check_signed(doc, sk, NG_OK, NG_OK, "redis outbox");
