@@ -291,6 +291,17 @@ ng_gateway_new(ng_gateway **out, const ng_config *cfg, ng_log *log, ng_vault_sto
             return e;
         }
         snprintf(g->redis_url, sizeof g->redis_url, "%s", ng_redis_embed_url(g->embed));
+        {
+            ng_redis_embed_status st;
+            char pid[24];
+
+            ng_redis_embed_get_status(g->embed, &st);
+            snprintf(pid, sizeof pid, "%ld", (long)st.orphan_stopped);
+            if (st.orphan_stopped > 0)
+                ng_log_event(g->log, NG_LOG_WARN,
+                             "stopped the redis-server a killed gateway left running, then started a new one", "pid",
+                             pid, NULL);
+        }
     }
     handles = (cfg->listen.threads > 0 ? (size_t)cfg->listen.threads : 16) + POOL_EXTRA;
     e = ng_queue_pool_new(&g->queues, handles, make_redis, g);

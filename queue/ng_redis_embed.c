@@ -80,6 +80,7 @@ struct ng_redis_embed {
     char url[SOCK_BYTES + 5];
     ng_redis_embed_fsync fsync;
     int lock_fd;
+    pid_t orphan_stopped;
     pthread_t thread;
 
     pthread_mutex_t mu;
@@ -259,6 +260,95 @@ read_pidfile(const char *path)
     return pid;
 }
 
+/* readlink into out (NUL-terminated); 0 on success. */
+static int
+link_of(char *out, size_t cap, const char *fmt, long pid, int fd)
+{
+    char path[64];
+    ssize_t n;
+
+    snprintf(path, sizeof path, fmt, pid, fd);
+    n = readlink(path, out, cap - 1);
+    if (n < 0 || (size_t)n >= cap - 1)
+        return -1;
+    out[n] = '\0';
+    return 0;
+}
+
+/* The parent pid of pid, from /proc; 0 if it cannot be read. */
+static long
+parent_of(long pid)
+{
+    char path[64], buf[512], *p;
+    long ppid = 0;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    /* "pid (comm) state ppid ...": comm may hold spaces and parentheses, so from the last ')'. */
+    p = strrchr(buf, ')');
+    if (p == NULL || sscanf(p + 1, " %*c %ld", &ppid) != 1)
+        return 0;
+    return ppid;
+}
+
+/*
+ * Whether pid is a redis-server that a killed gateway left holding this
+ * directory's lock: the program we would run (Debian's redis-server is a
+ * link to redis-check-rdb, so compared resolved), holding our lock file as
+ * the child's lock descriptor, with a parent that is not a process of this
+ * program. A live gateway's server has that gateway as its parent and is
+ * left alone.
+ */
+static int
+orphan(const ng_redis_embed *e, long pid, const char *lock_path)
+{
+    char exe[PATH_MAX], ours[PATH_MAX], self[PATH_MAX], held[PATH_MAX], parent[PATH_MAX];
+    long ppid = parent_of(pid);
+
+    if (ppid <= 0 || link_of(exe, sizeof exe, "/proc/%ld/exe", pid, 0) != 0 || realpath(e->exe, ours) == NULL ||
+        strcmp(exe, ours) != 0)
+        return 0;
+    if (link_of(held, sizeof held, "/proc/%ld/fd/%d", pid, CHILD_LOCK_FD) != 0 || strcmp(held, lock_path) != 0)
+        return 0;
+    if (link_of(self, sizeof self, "/proc/self/exe", 0, 0) != 0)
+        return 0;
+    return link_of(parent, sizeof parent, "/proc/%ld/exe", ppid, 0) != 0 || strcmp(parent, self) != 0;
+}
+
+/*
+ * SIGTERM (a clean shutdown writes the AOF), SIGKILL after
+ * NG_REDIS_EMBED_STOP_MS, until the lock on fd is ours: 0 then. The lock,
+ * not the process, is what is waited for: an orphan that exited may stay a
+ * zombie for long where nothing reaps (a container without an init).
+ */
+static int
+stop_orphan(long pid, int fd, struct flock *fl)
+{
+    int i, steps = NG_REDIS_EMBED_STOP_MS / POLL_MS;
+
+    if (kill((pid_t)pid, SIGTERM) != 0 && errno != ESRCH)
+        return -1;
+    for (i = 0; i < 2 * steps; i++) {
+        struct timespec ts = {0, POLL_MS * 1000000L};
+
+        if (fcntl(fd, LOCK_CMD, fl) == 0)
+            return 0;
+        if (i == steps)
+            kill((pid_t)pid, SIGKILL);
+        nanosleep(&ts, NULL);
+    }
+    return -1;
+}
+
 static ng_err
 take_lock(ng_redis_embed *e, char *err, size_t errlen)
 {
@@ -283,7 +373,17 @@ take_lock(ng_redis_embed *e, char *err, size_t errlen)
     memset(&fl, 0, sizeof fl);
     fl.l_type = F_WRLCK;
     fl.l_whence = SEEK_SET;
-    if (fcntl(fd, LOCK_CMD, &fl) != 0) {
+    /*
+     * A gateway killed with SIGKILL leaves its server running, holding the
+     * lock: stopped here, so that a crashed gateway restarts by itself.
+     */
+    if (fcntl(fd, LOCK_CMD, &fl) != 0 && (errno == EAGAIN || errno == EACCES)) {
+        long pid = read_pidfile(e->pidfile);
+
+        if (pid > 0 && orphan(e, pid, path) && stop_orphan(pid, fd, &fl) == 0)
+            e->orphan_stopped = (pid_t)pid;
+    }
+    if (e->orphan_stopped == 0 && fcntl(fd, LOCK_CMD, &fl) != 0) {
         saved = errno;
         close(fd);
         if (saved == EAGAIN || saved == EACCES) {
@@ -838,6 +938,7 @@ ng_redis_embed_get_status(ng_redis_embed *e, ng_redis_embed_status *out)
     out->restarts = e->restarts;
     out->failures = e->failures;
     out->next_delay_ms = e->next_delay_ms;
+    out->orphan_stopped = e->orphan_stopped;
     memcpy(out->last_error, e->last_error, sizeof out->last_error);
     if (e->state == NG_REDIS_EMBED_RUNNING && ms_since(&e->up_since) >= NG_REDIS_EMBED_STABLE_MS)
         out->failures = 0;

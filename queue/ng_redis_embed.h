@@ -12,8 +12,14 @@
  * One data directory, one server: <data_dir>/redis/lock carries an
  * open-file-description lock (fcntl F_OFD_SETLK) from start to stop. The
  * server inherits that descriptor, so a redis-server orphaned by a gateway
- * killed with SIGKILL still holds the lock, and the next gateway refuses to
- * start a second server over the same AOF instead of corrupting it.
+ * killed with SIGKILL still holds the lock, and no second server ever runs
+ * over the same AOF. The next start stops such an orphan (SIGTERM, so it
+ * writes its AOF; SIGKILL after NG_REDIS_EMBED_STOP_MS) and goes on, so a
+ * crashed gateway restarts by itself. An orphan is told apart from a live
+ * gateway's server through /proc: the redis-server of redis.pid holds this
+ * directory's lock file as its descriptor 3, and its parent is not a
+ * process of this same executable. Anything else holding the lock is
+ * refused (NG_ERR_EXISTS).
  *
  * Supervision: a thread waits on the server's pid (waitid on that pid only,
  * no SIGCHLD handler, so other children of the process are left alone) and
@@ -70,6 +76,7 @@ typedef struct ng_redis_embed_status {
     unsigned restarts;      /* servers started after the first */
     unsigned failures;      /* deaths and failed starts in a row (0 once a server is up for STABLE_MS) */
     unsigned next_delay_ms; /* the backoff before the next start */
+    pid_t orphan_stopped;   /* a server left by a killed gateway that the start stopped, 0 if none */
     char last_error[NG_REDIS_EMBED_ERROR_BYTES]; /* why the last server died or did not start; "" if none did */
 } ng_redis_embed_status;
 
@@ -82,8 +89,8 @@ typedef struct ng_redis_embed_status {
  *   NG_ERR_NOT_FOUND   redis-server is not in PATH (the message names the
  *                      Debian package redis-server)
  *   NG_ERR_EXISTS      "another noisegate owns this data directory's Redis"
- *                      (or a redis-server it left running: the message
- *                      gives that server's pid from redis.pid)
+ *                      (or a redis-server that could not be stopped: the
+ *                      message gives that server's pid from redis.pid)
  *   NG_ERR_UNAVAILABLE the server exited or did not answer in time
  *   NG_ERR_TOO_LARGE   the socket path would exceed a unix socket's 107 bytes
  *   NG_ERR_IO          a directory, the lock or the spawn failed

@@ -2,8 +2,8 @@
  * The embedded redis-server: it answers on its unix socket only, keeps an
  * AOF under the data directory, comes back after kill -9 with its data,
  * backs off in a crash loop, stops cleanly, refuses a second owner of the
- * data directory (including a server orphaned by a killed gateway), and
- * fails fast and clearly when it cannot run. Each test has its own
+ * data directory, stops a server orphaned by a killed gateway (with its
+ * data) and goes on, and fails fast and clearly when it cannot run. Each test has its own
  * temporary directory; servers come from PATH (Debian package
  * redis-server) or are shell scripts standing in for one.
  *
@@ -478,16 +478,36 @@ spawn_holder(const char *data, int *out, int *in)
     return pid;
 }
 
+/* Whether pid is gone or a zombie: either way it holds nothing any more. */
+static int
+gone(long pid)
+{
+    char path[64], buf[512];
+    const char *p;
+    FILE *fp;
+
+    if (kill((pid_t)pid, 0) != 0)
+        return 1;
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    fp = fopen(path, "r");
+    if (fp == NULL)
+        return 1;
+    p = fgets(buf, sizeof buf, fp);
+    fclose(fp);
+    p = p != NULL ? strrchr(buf, ')') : NULL;
+    return p != NULL && p[2] == 'Z';
+}
+
 static void
-test_orphaned_server_keeps_the_lock(void **state)
+test_orphaned_server_is_stopped(void **state)
 {
     struct fixture *f = *state;
-    char line[64], err[NG_REDIS_EMBED_ERROR_BYTES], want[64];
+    char line[64], err[NG_REDIS_EMBED_ERROR_BYTES], url[PATH_MAX + 32];
     ng_redis_embed *e = NULL;
+    ng_redis_embed_status st;
+    redisContext *c = NULL;
     int out, in, status;
     long orphan = 0;
-    long long t0;
-    ng_err rc;
     ssize_t n;
     pid_t holder = spawn_holder(f->data, &out, &in);
 
@@ -497,29 +517,33 @@ test_orphaned_server_keeps_the_lock(void **state)
     line[n] = '\0';
     orphan = strtol(line, NULL, 10);
     assert_true(orphan > 0);
+    snprintf(url, sizeof url, "unix:%s/redis/redis.sock", f->data);
+    assert_int_equal(ng_redis_connect(&c, url, 2000), NG_OK);
+    assert_int_equal(reply_is(c, "OK", "SET %s %s", "written", "before the gateway died"), 0);
+    redisFree(c);
+
+    /* While its gateway lives, another process of the same program may not touch its server. */
+    assert_int_equal(ng_redis_embed_start(&e, f->data, NG_REDIS_EMBED_FSYNC_EVERYSEC, err, sizeof err), NG_ERR_EXISTS);
+    assert_non_null(strstr(err, "another noisegate owns this data directory's Redis"));
+    assert_false(gone(orphan));
+
     /* The gateway dies without stopping its server. */
     assert_int_equal(kill(holder, SIGKILL), 0);
     assert_int_equal(waitpid(holder, &status, 0), holder);
     f->holder = 0;
     close(out);
     close(in);
-    assert_int_equal(kill((pid_t)orphan, 0), 0);
+    assert_false(gone(orphan));
 
-    /* The orphan still holds the data directory: no second server over its AOF. */
-    rc = ng_redis_embed_start(&e, f->data, NG_REDIS_EMBED_FSYNC_EVERYSEC, err, sizeof err);
-    assert_int_equal(rc, NG_ERR_EXISTS);
-    snprintf(want, sizeof want, "pid %ld", orphan);
-    assert_non_null(strstr(err, want));
-
-    /* Once the operator stops it, the directory is free again. */
-    assert_int_equal(kill((pid_t)orphan, SIGTERM), 0);
-    t0 = now_ms();
-    do {
-        sleep_ms(20);
-        rc = ng_redis_embed_start(&e, f->data, NG_REDIS_EMBED_FSYNC_EVERYSEC, err, sizeof err);
-    } while (rc == NG_ERR_EXISTS && now_ms() - t0 < 5000);
-    assert_int_equal(rc, NG_OK);
-    keep(f, e);
+    /* The next start stops the orphan (cleanly: its data is there) and runs a server of its own. */
+    e = start_ok(f, NG_REDIS_EMBED_FSYNC_EVERYSEC);
+    ng_redis_embed_get_status(e, &st);
+    assert_int_equal(st.orphan_stopped, orphan);
+    assert_true(gone(orphan));
+    assert_true(ng_redis_embed_pid(e) != (pid_t)orphan);
+    c = connect_to(e);
+    assert_int_equal(reply_is(c, "before the gateway died", "GET %s", "written"), 0);
+    redisFree(c);
     finish(f, e);
 }
 
@@ -806,7 +830,7 @@ test_bad_arguments(void **state)
     assert_null(e);
 }
 
-/* The gateway stand-in of test_orphaned_server_keeps_the_lock. */
+/* The gateway stand-in of test_orphaned_server_is_stopped. */
 static int
 hold(const char *data)
 {
@@ -836,7 +860,7 @@ main(int argc, char **argv)
         T(test_kill9_restarts_with_data),
         T(test_stop),
         T(test_second_start_refused),
-        T(test_orphaned_server_keeps_the_lock),
+        T(test_orphaned_server_is_stopped),
         T(test_missing_redis_server),
         T(test_stale_socket_removed),
         T(test_data_dir_is_a_file),
