@@ -265,7 +265,8 @@ connected(struct redis_queue *r)
 
 /*
  * Runs a command. Error replies come back as replies (type ERROR) so that
- * callers can react to NOGROUP; only a lost connection is an error here.
+ * callers can react to NOGROUP; only a lost connection and a server that
+ * cannot take commands yet (LOADING, BUSY) are errors here.
  */
 static ng_err
 command(struct redis_queue *r, redisReply **reply, int argc, const char **argv, const size_t *lens)
@@ -291,6 +292,17 @@ command(struct redis_queue *r, redisReply **reply, int argc, const char **argv, 
     }
     if (*reply == NULL) {
         drop_connection(r);
+        return NG_ERR_UNAVAILABLE;
+    }
+    /*
+     * A server that just restarted answers LOADING while it reads its AOF
+     * (and BUSY while a script runs too long): it did nothing, and is not
+     * ours to call broken. Unavailable, so that a request gets 503, not 500.
+     */
+    if ((*reply)->type == REDIS_REPLY_ERROR &&
+        (strncmp((*reply)->str, "LOADING", 7) == 0 || strncmp((*reply)->str, "BUSY ", 5) == 0)) {
+        freeReplyObject(*reply);
+        *reply = NULL;
         return NG_ERR_UNAVAILABLE;
     }
     return NG_OK;

@@ -46,7 +46,7 @@ enum {
     /* The ttl of a msg that names none. */
     MSG_TTL_S = 600,
     MSG_ID_HEX = 32,
-    SINK_MAX_HITS = 1024,
+    SINK_MAX_HITS = 16384,
     SINK_MAX_HEADERS = 48,
     SINK_MAX_RULES = 32,
     SINK_MAX_SEQ = 8,
