@@ -9,9 +9,6 @@
 #include "ng_manage.h"
 #include "ng_peer.h"
 
-/* Connection parameters are the largest body: 16 KiB, JSON-escaped at most twice as long. */
-enum { MAX_BODY = 2 * NG_PEER_MAX_PARAMS + 1024 };
-
 /*
  * Runs op on the gateway's vault, under the lock that keeps the gateway's
  * own writes (a 410 disabling a backend) from interleaving, and answers.
@@ -80,26 +77,35 @@ ng_api_manage_tenants(ng_gateway *g, const ng_request *req, ng_response *res, co
     simple(g, req, res, NG_MANAGE_TENANT_LIST, NULL, NULL);
 }
 
-void
-ng_api_manage_tenant_create(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
+int
+ng_api_manage_tenant_create_body(const ng_request *req, ng_response *res, ng_manage_op *op, json_t **doc)
 {
-    ng_manage_op op = op_of(NG_MANAGE_TENANT_CREATE, NULL, NULL);
-    uint64_t max_message = 0, rate = 0;
+    uint64_t max_message = op->opts.max_message, rate = op->opts.rate;
     const ng_jsonbody_field fields[] = {
-        {"tenant", NG_JSONBODY_STRING, 1, &op.slug, NULL, NULL, 0},
-        {"psk", NG_JSONBODY_BOOL, 0, NULL, &op.opts.psk, NULL, 0},
-        {"allow_anonymous", NG_JSONBODY_BOOL, 0, NULL, &op.opts.allow_anonymous, NULL, 0},
+        {"tenant", NG_JSONBODY_STRING, 1, &op->slug, NULL, NULL, 0},
+        {"psk", NG_JSONBODY_BOOL, 0, NULL, &op->opts.psk, NULL, 0},
+        {"allow_anonymous", NG_JSONBODY_BOOL, 0, NULL, &op->opts.allow_anonymous, NULL, 0},
         {"max_message", NG_JSONBODY_UINT, 0, NULL, NULL, &max_message, 64ull * 1024 * 1024},
         {"rate", NG_JSONBODY_UINT, 0, NULL, NULL, &rate, 1000000},
         {NULL, 0, 0, NULL, NULL, NULL, 0},
     };
+
+    if (ng_jsonbody_parse(req, res, NG_API_MANAGE_MAX_BODY, fields, doc) != 0)
+        return -1;
+    op->opts.max_message = max_message;
+    op->opts.rate = (uint32_t)rate;
+    return 0;
+}
+
+void
+ng_api_manage_tenant_create(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
+{
+    ng_manage_op op = op_of(NG_MANAGE_TENANT_CREATE, NULL, NULL);
     json_t *doc;
 
     (void)params;
-    if (ng_jsonbody_parse(req, res, MAX_BODY, fields, &doc) != 0)
+    if (ng_api_manage_tenant_create_body(req, res, &op, &doc) != 0)
         return;
-    op.opts.max_message = max_message;
-    op.opts.rate = (uint32_t)rate;
     run(g, res, &op, 201);
     json_decref(doc);
 }
@@ -122,22 +128,40 @@ ng_api_manage_backends(ng_gateway *g, const ng_request *req, ng_response *res, c
     simple(g, req, res, NG_MANAGE_BACKEND_LIST, params[0], NULL);
 }
 
-/*
- * A route that adds something from a body of one required and one optional
- * string, put into the operation at need and may; 201 once stored.
- */
-static void
-add(ng_gateway *g, const ng_request *req, ng_response *res, ng_manage_op *op, const char *need_name, const char **need,
-    const char *may_name, const char **may)
+/* A body of one required and one optional string, into need and may. */
+static int
+two_strings(const ng_request *req, ng_response *res, const char *need_name, const char **need, const char *may_name,
+            const char **may, json_t **doc)
 {
     const ng_jsonbody_field fields[] = {
         {need_name, NG_JSONBODY_STRING, 1, need, NULL, NULL, 0},
         {may_name, NG_JSONBODY_STRING, 0, may, NULL, NULL, 0},
         {NULL, 0, 0, NULL, NULL, NULL, 0},
     };
+
+    return ng_jsonbody_parse(req, res, NG_API_MANAGE_MAX_BODY, fields, doc);
+}
+
+int
+ng_api_manage_backend_add_body(const ng_request *req, ng_response *res, ng_manage_op *op, json_t **doc)
+{
+    return two_strings(req, res, "url", &op->url, "public_key", &op->text, doc);
+}
+
+int
+ng_api_manage_peer_import_body(const ng_request *req, ng_response *res, ng_manage_op *op, json_t **doc)
+{
+    return two_strings(req, res, "params", &op->text, "name", &op->id, doc);
+}
+
+/* A route that adds something from its body; 201 once stored. */
+static void
+add(ng_gateway *g, const ng_request *req, ng_response *res, ng_manage_op *op,
+    int (*body)(const ng_request *, ng_response *, ng_manage_op *, json_t **))
+{
     json_t *doc;
 
-    if (ng_jsonbody_parse(req, res, MAX_BODY, fields, &doc) != 0)
+    if (body(req, res, op, &doc) != 0)
         return;
     run(g, res, op, 201);
     json_decref(doc); /* wipes what it held (ng_jsonmem): connection parameters carry secrets */
@@ -148,7 +172,7 @@ ng_api_manage_backend_add(ng_gateway *g, const ng_request *req, ng_response *res
 {
     ng_manage_op op = op_of(NG_MANAGE_BACKEND_ADD, params[0], NULL);
 
-    add(g, req, res, &op, "url", &op.url, "public_key", &op.text);
+    add(g, req, res, &op, ng_api_manage_backend_add_body);
 }
 
 void
@@ -174,7 +198,7 @@ ng_api_manage_peer_import(ng_gateway *g, const ng_request *req, ng_response *res
 {
     ng_manage_op op = op_of(NG_MANAGE_PEER_IMPORT, params[0], NULL);
 
-    add(g, req, res, &op, "params", &op.text, "name", &op.id);
+    add(g, req, res, &op, ng_api_manage_peer_import_body);
 }
 
 void

@@ -29,6 +29,11 @@
 #define NG_API_MANAGE_H
 
 #include "ng_gateway.h"
+#include "ng_manage.h"
+#include "ng_peer.h"
+
+/* Connection parameters are the largest body: 16 KiB, JSON-escaped at most twice as long. */
+enum { NG_API_MANAGE_MAX_BODY = 2 * NG_PEER_MAX_PARAMS + 1024 };
 
 ng_route_fn ng_api_manage_tenants;
 ng_route_fn ng_api_manage_tenant_create;
@@ -45,5 +50,15 @@ ng_route_fn ng_api_manage_params;
 ng_route_fn ng_api_manage_keys;
 ng_route_fn ng_api_manage_key_rotate;
 ng_route_fn ng_api_manage_key_retire;
+
+/*
+ * The bodies of the routes that take one (tenant create, backend add, peer
+ * import), each against its own fields, into op (apart so that the fuzzer
+ * checks the routes' real specs): 0 with *doc to json_decref (op's strings
+ * point into it), or -1 with the 400 or 413 answer in res and op untouched.
+ */
+int ng_api_manage_tenant_create_body(const ng_request *req, ng_response *res, ng_manage_op *op, json_t **doc);
+int ng_api_manage_backend_add_body(const ng_request *req, ng_response *res, ng_manage_op *op, json_t **doc);
+int ng_api_manage_peer_import_body(const ng_request *req, ng_response *res, ng_manage_op *op, json_t **doc);
 
 #endif

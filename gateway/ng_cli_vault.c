@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "ng_b64.h"
 #include "ng_cli.h"
 #include "ng_io.h"
 #include "ng_key.h"
@@ -97,14 +98,10 @@ static int
 decode_key(const char *b64, size_t len, uint8_t out[KEY])
 {
     size_t got;
-    const char *end;
 
     while (len > 0 && (b64[len - 1] == '\n' || b64[len - 1] == '\r' || b64[len - 1] == ' '))
         len--;
-    return sodium_base642bin(out, KEY, b64, len, NULL, &got, &end, sodium_base64_VARIANT_ORIGINAL) == 0 && got == KEY &&
-                   end == b64 + len
-               ? 0
-               : -1;
+    return ng_b64_decode(out, KEY, &got, b64, len, sodium_base64_VARIANT_ORIGINAL) == NG_OK && got == KEY ? 0 : -1;
 }
 
 static int

@@ -92,7 +92,7 @@ static const ng_config_field fields[] = {
     INT("listen.timeout_s", "NOISEGATE_LISTEN_TIMEOUT_S", 0, 1, 3600, "30", listen.timeout_s,
         "Seconds a client connection may stay idle before it is closed."),
     INT("listen.threads", "NOISEGATE_LISTEN_THREADS", 0, 0, 256, "0", listen.threads,
-        "HTTP worker threads; 0 means one per CPU core."),
+        "HTTP worker threads; 0 means four per CPU core (each waits on Redis for every request)."),
 
     TEXT("admin.socket", "NOISEGATE_ADMIN_SOCKET", NG_CONFIG_PATH, NG_CONFIG_IN_DATA_DIR | NG_CONFIG_SOCKET, 0,
          NG_CONFIG_MAX_PATH, "\"admin.sock\"", admin.socket,
@@ -898,6 +898,21 @@ strip_comments(char *s, size_t n)
     }
 }
 
+/* jansson's message quotes the file's bytes: those outside printable ASCII are shown as \xNN (one line of text). */
+static void
+printable(char *buf, size_t len, const char *s)
+{
+    buf[0] = 0;
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if (c < 0x20 || c > 0x7e)
+            append(buf, len, "\\x%02x", c);
+        else
+            append(buf, len, "%c", c);
+    }
+}
+
 static ng_err
 apply_file(struct loader *L)
 {
@@ -926,8 +941,12 @@ apply_file(struct loader *L)
     }
     root = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     free(buf);
-    if (root == NULL)
-        return fail(L, NG_ERR_PARSE, "%s:%d:%d: invalid JSON: %s", L->file, jerr.line, jerr.column, jerr.text);
+    if (root == NULL) {
+        char why[4 * JSON_ERROR_TEXT_LENGTH];
+
+        printable(why, sizeof why, jerr.text);
+        return fail(L, NG_ERR_PARSE, "%s:%d:%d: invalid JSON: %s", L->file, jerr.line, jerr.column, why);
+    }
     if (!json_is_object(root)) {
         char got[256];
 
@@ -1176,6 +1195,19 @@ resolve_paths(struct loader *L)
         }
         snprintf(url, n, "unix:%s", path);
         free(path);
+        /* A '?' in data_dir would end the socket's path early: the URL is read up to its first '?'. */
+        if (!redis_url_ok(url, strlen(url))) {
+            json_t *v = json_stringn_nocheck(url, strlen(url));
+            long r = field_index("redis.url");
+
+            free(url);
+            if (v == NULL)
+                return fail(L, NG_ERR_NOMEM, "out of memory");
+            where(L, (size_t)r, at, sizeof at);
+            err = bad_value(L, at, &fields[r], "a unix: path with no '?' once resolved against data_dir", v);
+            json_decref(v);
+            return err;
+        }
         free(cfg->redis.url);
         cfg->redis.url = url;
     }

@@ -40,7 +40,8 @@ struct ng_deliverer {
     pthread_t thread;
     pthread_mutex_t lock;
     int stopping, kicked;
-    unsigned cap; /* claimed and unfinished per tenant */
+    unsigned cap;    /* claimed and unfinished per tenant */
+    size_t finished; /* deliveries ended since the last claim round; this thread's only */
     unsigned inflight[BUCKETS];
     struct flight *flights;
 };
@@ -59,6 +60,7 @@ flight_link(ng_deliverer *d, struct flight *f)
 static void
 flight_done(ng_deliverer *d, struct flight *f)
 {
+    d->finished++;
     if (f->prev != NULL)
         f->prev->next = f->next;
     else
@@ -321,6 +323,7 @@ run(void *arg)
     ng_deliverer *d = arg;
     const ng_config *cfg = ng_gateway_config(d->g);
     uint64_t idle = IDLE_MIN_MS, next_claim = 0, deadline = 0;
+    size_t last = 0; /* what the last claim round started */
 
     for (;;) {
         int stopping, kicked;
@@ -336,10 +339,15 @@ run(void *arg)
                 deadline = now + (uint64_t)cfg->delivery.timeout_ms + 1000;
             if (ng_deliver_pending(d->dv) == 0 || now >= deadline)
                 return NULL;
-        } else if (kicked || now >= next_claim) {
-            size_t started = claim_round(d);
-
-            idle = started > 0 || kicked ? IDLE_MIN_MS : (idle * 2 > IDLE_MAX_MS ? IDLE_MAX_MS : idle * 2);
+        } else if (kicked || now >= next_claim || (last > 0 && 2 * d->finished >= last)) {
+            /*
+             * A round that found work may have left more behind: once half
+             * of it has finished, claim again rather than wait for the
+             * timer, or the timer would set the pace (16 per 100 ms).
+             */
+            d->finished = 0;
+            last = claim_round(d);
+            idle = last > 0 || kicked ? IDLE_MIN_MS : (idle * 2 > IDLE_MAX_MS ? IDLE_MAX_MS : idle * 2);
             next_claim = ng_stop_mono_ms() + idle;
         }
         if (ng_deliver_run(d->dv, 100, on_result, d) != NG_OK) {

@@ -303,7 +303,7 @@ ng_gateway_new(ng_gateway **out, const ng_config *cfg, ng_log *log, ng_vault_sto
                              pid, NULL);
         }
     }
-    handles = (cfg->listen.threads > 0 ? (size_t)cfg->listen.threads : 16) + POOL_EXTRA;
+    handles = (size_t)ng_server_threads((unsigned)cfg->listen.threads) + POOL_EXTRA;
     e = ng_queue_pool_new(&g->queues, handles, make_redis, g);
     if (e == NG_OK && cfg->outbox.store == NG_CONFIG_OUTBOX_STORE_HTTP)
         e = ng_queue_pool_new(&g->outboxes, handles, make_http, g);

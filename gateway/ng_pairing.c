@@ -179,13 +179,20 @@ post_offer(const ng_config *cfg, const char *url, const char *body, char why[WHY
 
 #undef SET
 
+int
+ng_pairing_offer_body(const ng_request *req, ng_response *res, const char **url, json_t **doc)
+{
+    const ng_jsonbody_field fields[] = {{"url", NG_JSONBODY_STRING, 1, url, NULL, NULL, 0},
+                                        {NULL, 0, 0, NULL, NULL, NULL, 0}};
+
+    return ng_jsonbody_parse(req, res, NG_PAIRING_MAX_BODY, fields, doc);
+}
+
 void
 ng_pairing_offer(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
 {
     const ng_config *cfg = ng_gateway_config(g);
     const char *slug = params[0], *url = NULL;
-    const ng_jsonbody_field fields[] = {{"url", NG_JSONBODY_STRING, 1, &url, NULL, NULL, 0},
-                                        {NULL, 0, 0, NULL, NULL, NULL, 0}};
     uint8_t raw[NG_PAIRING_CODE_BYTES], digest[DIGEST_BYTES], pk[NG_WEBHOOK_PK_BYTES];
     char code[CODE_HEX + 1] = "", whpk[WHPK_BYTES], why[WHY_BYTES], status_text[24];
     char *complete = NULL, *rec_text = NULL, *offer_text = NULL;
@@ -200,7 +207,7 @@ ng_pairing_offer(ng_gateway *g, const ng_request *req, ng_response *res, const c
         ng_response_error(res, 404, "not_found", "no such tenant");
         return;
     }
-    if (ng_jsonbody_parse(req, res, NG_PAIRING_MAX_BODY, fields, &doc) != 0)
+    if (ng_pairing_offer_body(req, res, &url, &doc) != 0)
         goto out;
     if (!ng_tenant_url_ok(url)) {
         ng_response_error(res, 400, "bad_url", "url: expected an http:// or https:// URL without spaces or user info");
@@ -299,13 +306,20 @@ vault_error(ng_response *res, ng_err err)
         ng_gateway_store_error(res, err, "vault");
 }
 
+int
+ng_pairing_complete_body(const ng_request *req, ng_response *res, const char *values[2], json_t **doc)
+{
+    const ng_jsonbody_field fields[] = {{"public_key", NG_JSONBODY_STRING, 1, &values[0], NULL, NULL, 0},
+                                        {"gateway_key_digest", NG_JSONBODY_STRING, 1, &values[1], NULL, NULL, 0},
+                                        {NULL, 0, 0, NULL, NULL, NULL, 0}};
+
+    return ng_jsonbody_parse(req, res, NG_PAIRING_MAX_BODY, fields, doc);
+}
+
 void
 ng_pairing_complete(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
 {
     const char *values[2] = {NULL, NULL};
-    const ng_jsonbody_field fields[] = {{"public_key", NG_JSONBODY_STRING, 1, &values[0], NULL, NULL, 0},
-                                        {"gateway_key_digest", NG_JSONBODY_STRING, 1, &values[1], NULL, NULL, 0},
-                                        {NULL, 0, 0, NULL, NULL, NULL, 0}};
     uint8_t digest[DIGEST_BYTES], want[DIGEST_BYTES], got[DIGEST_BYTES];
     uint8_t gateway_pk[NG_WEBHOOK_PK_BYTES], backend_pk[NG_WEBHOOK_PK_BYTES];
     const char *slug, *url;
@@ -350,7 +364,7 @@ ng_pairing_complete(ng_gateway *g, const ng_request *req, ng_response *res, cons
         ng_response_error(res, 404, "unknown_code", "no such pairing code, or it expired or was used");
         goto out;
     }
-    if (ng_jsonbody_parse(req, res, NG_PAIRING_MAX_BODY, fields, &doc) != 0)
+    if (ng_pairing_complete_body(req, res, values, &doc) != 0)
         goto out;
     if (strlen(values[1]) != 2 * DIGEST_BYTES || ng_hex_decode(got, sizeof got, values[1], 2 * DIGEST_BYTES) != NG_OK) {
         ng_response_error(res, 400, "bad_request", "gateway_key_digest: expected 64 hex characters");

@@ -48,4 +48,14 @@ ng_route_fn ng_pairing_offer;
 /* POST /v1/pairing/{code} (public listener; the code is the credential). */
 ng_route_fn ng_pairing_complete;
 
+/*
+ * The two routes' bodies, each against its own fields (apart so that the
+ * fuzzer checks the real specs): 0 with *doc to json_decref (the strings
+ * point into it), or -1 with the 400 or 413 answer in res and the outputs
+ * untouched. Offer: {"url"}; completion: {"public_key", "gateway_key_digest"}
+ * into values[0] and values[1].
+ */
+int ng_pairing_offer_body(const ng_request *req, ng_response *res, const char **url, json_t **doc);
+int ng_pairing_complete_body(const ng_request *req, ng_response *res, const char *values[2], json_t **doc);
+
 #endif

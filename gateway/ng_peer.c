@@ -6,6 +6,7 @@
 
 #include <sodium.h>
 
+#include "ng_b64.h"
 #include "ng_hex.h"
 #include "ng_key.h"
 #include "ng_redis.h"
@@ -294,8 +295,8 @@ parse_params(const char *params, json_t **out)
     text = malloc(plen + 1);
     if (text == NULL)
         return NG_ERR_NOMEM;
-    if (sodium_base642bin((uint8_t *)text, plen, params + sizeof prefix - 1, plen - (sizeof prefix - 1), NULL, &len,
-                          NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0) {
+    if (ng_b64_decode((uint8_t *)text, plen, &len, params + sizeof prefix - 1, plen - (sizeof prefix - 1),
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != NG_OK) {
         free(text);
         return NG_ERR_PARSE;
     }

@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "ng_b64.h"
 #include "ng_curlbuf.h"
 #include "ng_deliver.h"
 #include "ng_hex.h"
@@ -188,7 +189,7 @@ parse_listing(const ng_curlbuf *b, ng_queue_batch *out)
             err = NG_ERR_NOMEM;
             break;
         }
-        if (sodium_base642bin(it->data, cap, b64, strlen(b64), NULL, &len, NULL, sodium_base64_VARIANT_ORIGINAL) != 0) {
+        if (ng_b64_decode(it->data, cap, &len, b64, strlen(b64), sodium_base64_VARIANT_ORIGINAL) != NG_OK) {
             free(it->data);
             it->data = NULL;
             err = NG_ERR_PARSE;

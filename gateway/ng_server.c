@@ -300,6 +300,16 @@ listen_unix(struct ng_server *s, const char *path)
     return fd;
 }
 
+unsigned
+ng_server_threads(unsigned configured)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+    if (configured > 0)
+        return configured;
+    return n > 1 ? 4u * (unsigned)n : 4u;
+}
+
 ng_err
 ng_server_start(ng_server **out, const ng_server_opts *o)
 {
@@ -319,10 +329,7 @@ ng_server_start(ng_server **out, const ng_server_opts *o)
     s->o = *o;
     s->unix_fd = -1;
     s->quiesced_fd = -1;
-    if (threads == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = n > 0 ? (unsigned)n : 1;
-    }
+    threads = ng_server_threads(threads);
     /*
      * A pool of one is no pool: libmicrohttpd warns about the option then,
      * so it is replaced by a repeat of the timeout.

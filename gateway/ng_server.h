@@ -51,7 +51,7 @@ typedef struct ng_server_opts {
     const char *address; /* IP literal; NULL with unix_path */
     int port;
     const char *unix_path; /* listen on this unix socket instead (created mode 0600) */
-    unsigned threads;      /* 0: one per core */
+    unsigned threads;      /* 0: ng_server_threads(0) */
     size_t max_body;
     unsigned timeout_s;
     ng_server_handler handler;
@@ -59,6 +59,14 @@ typedef struct ng_server_opts {
     /* libmicrohttpd's own complaints, one line each (NULL: dropped). */
     void (*error_log)(void *ctx, const char *line);
 } ng_server_opts;
+
+/*
+ * The worker threads a listener runs for configured (0: the default). A
+ * handler waits on Redis for every request (and on its fsync with
+ * appendfsync always), so a thread per core would leave cores idle: the
+ * default is four per core, at least four.
+ */
+unsigned ng_server_threads(unsigned configured);
 
 /* Binds and starts serving. NG_ERR_IO if the address cannot be bound. */
 NG_MUST_CHECK ng_err ng_server_start(ng_server **out, const ng_server_opts *o);

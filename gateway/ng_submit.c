@@ -26,6 +26,8 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "ng_b64.h"
+
 #define TTL_MAX             2147483648LL /* 2^31 seconds */
 #define DEFAULT_TEXT_TYPE   "text/plain; charset=utf-8"
 #define DEFAULT_BINARY_TYPE "application/octet-stream"
@@ -544,8 +546,7 @@ fill_message(const struct ctx *c, const json_t *obj, ng_submit_msg *m, struct ar
     } else {
         (void)get_string(obj, F_BODY_BASE64, &s, &n);
         room = n / 4 * 3;
-        /* No b64_end: anything after the padding, whitespace included, is an error. */
-        if (sodium_base642bin(dst, room, s, n, NULL, &len, NULL, sodium_base64_VARIANT_ORIGINAL) != 0)
+        if (ng_b64_decode(dst, room, &len, s, n, sodium_base64_VARIANT_ORIGINAL) != NG_OK)
             return bad(c, F_BODY_BASE64);
     }
     m->body = dst;

@@ -347,13 +347,21 @@ expect_all_received(load *l, size_t hits_before)
             fail_msg("message %s reached bob's backend but was never acked", l->ids[i]);
         dup += n - 1;
     }
-    /* The set received is the set accepted: no webhook-id bob's backend got is unaccounted for. */
+    /*
+     * The set received is the set accepted: no webhook-id bob's backend got
+     * is unaccounted for. One an earlier test accepted may come again now
+     * (its first attempt was cut by a kill, and its claim lease ran out
+     * since): it is no new message.
+     */
     for (j = (int)hits_before; j < sink_total(&bob.sink); j++) {
         const hit *h = sink_at(&bob.sink, j);
+        int k;
 
         for (i = 0; i < l->n && strcmp(l->ids[i], h->wid) != 0; i++)
             ;
-        if (i == l->n)
+        for (k = 0; i == l->n && k < (int)hits_before && strcmp(sink_at(&bob.sink, k)->wid, h->wid) != 0; k++)
+            ;
+        if (i == l->n && k == (int)hits_before)
             fail_msg("bob's backend got webhook-id %s, which no 202 gave", h->wid);
     }
     assert_int_equal(bob.sink.dropped, 0);

@@ -3,8 +3,10 @@
  * command; the backslashes only keep it within 120 columns):
  *
  *   gcc -std=c11 -O1 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Ienvelope -o build/gen_corpus \
- *     tests/fuzz/gen_corpus.c envelope/ng_*.c -lsodium -lpthread && rm -rf tests/fuzz/corpus && \
- *     build/gen_corpus tests/fuzz/corpus
+ *     tests/fuzz/gen_corpus.c envelope/ng_*.c -lsodium -lpthread && \
+ *     rm -rf tests/fuzz/corpus/parcel_open tests/fuzz/corpus/parcel_inspect && build/gen_corpus tests/fuzz/corpus
+ *
+ * (Only those two directories: the other targets' seeds are written by hand and kept.)
  *
  * Every seed is a real parcel sealed to the recipient of fuzz_keys.h (with its
  * sender and psk where the pattern needs them), so fuzz_parcel_open starts

@@ -1027,6 +1027,22 @@ test_invalid_json(void **state)
     expect_shape("c.json:1:", "invalid JSON: ");
 }
 
+/* What tests/fuzz/fuzz_config found (its corpus keeps the inputs as regress-*). */
+static void
+test_fuzz_regressions(void **state)
+{
+    (void)state;
+    /* jansson's message quotes the file: its bytes reached the one-line message unescaped. */
+    expect_error("\x7f\"outbox\"", NG_ERR_PARSE, "c.json:1:1: invalid JSON: invalid token near '\\x7f'");
+    expect_error("{\"a\": \x1b[2J}", NG_ERR_PARSE, "c.json:1:7: invalid JSON: invalid token near '\\x1b'");
+    /* A '?' in data_dir cut a relative unix: socket's path short: the URL is read up to its first '?'. */
+    expect_error("{\"data_dir\": \"/srv/d?x\", \"redis\": {\"url\": \"unix:redis.sock\"}}", NG_ERR_PARSE,
+                 "c.json: redis.url: expected a unix: path with no '?' once resolved against data_dir, got "
+                 "\"unix:/srv/d?x/redis.sock\"");
+    expect_ok("{\"data_dir\": \"/srv/d?x\", \"redis\": {\"url\": \"unix:/run/redis.sock?db=1\"}}");
+    expect_ok("{\"data_dir\": \"/srv/d?x\"}");
+}
+
 static void
 test_empty_and_not_object(void **state)
 {
@@ -1827,6 +1843,7 @@ main(void)
         T(test_unknown_keys),
         T(test_section_not_object),
         T(test_invalid_json),
+        T(test_fuzz_regressions),
         T(test_empty_and_not_object),
         T(test_file_size),
         T(test_cannot_read),

@@ -1727,6 +1727,32 @@ test_peer_truncations(void **state)
     free_params(p);
 }
 
+/*
+ * Found by tests/fuzz/fuzz_params (corpus: regress-non-ascii-base64url):
+ * libsodium 1.0.18 decodes any byte over 0x7f as '_', so a string with one
+ * in place of a '_' decoded as the original.
+ */
+static void
+test_peer_non_ascii(void **state)
+{
+    char *p = NULL, *at;
+
+    (void)state;
+    make_tenant(g_v, "a", 1, 0);
+    /* ASCII text encodes to '_' only where a '?' (0x3f) ends a 3-byte group: one of three in a row does. */
+    assert_int_equal(ng_peer_export(g_v, "a", OUTBOX "???", NOW, &p, NULL), NG_OK);
+    assert_non_null(strchr(p + 6, '_'));
+    expect_decode(p, NG_OK, "untouched");
+    for (at = strchr(p + 6, '_'); at != NULL; at = strchr(at + 1, '_')) {
+        *at = (char)0xff;
+        expect_decode(p, NG_ERR_PARSE, "a byte over 0x7f for '_'");
+        *at = (char)0x80;
+        expect_decode(p, NG_ERR_PARSE, "a byte over 0x7f for '_'");
+        *at = '_';
+    }
+    free_params(p);
+}
+
 /* ---- re-signed documents ---- */
 
 /* Tenant a (psk) in g_v, b in g_v2; a's export doc and a's sign key. */
@@ -2189,6 +2215,7 @@ main(void)
         T(test_peer_import_errors),
         T(test_peer_tamper_every_char),
         T(test_peer_truncations),
+        T(test_peer_non_ascii),
         T(test_peer_resigned_documents),
         T(test_peer_low_order_keys),
         T(test_peer_update_rules),
