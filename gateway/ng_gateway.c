@@ -6,6 +6,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __GLIBC__ /* defined by any glibc header above */
+#include <malloc.h>
+#endif
 
 #include <sodium.h>
 
@@ -23,6 +26,7 @@
 
 enum {
     RELOAD_EVERY_MS = 1000,
+    DEPTH_EVERY = 10, /* reload checks between two queue depth counts: one XLEN pair per tenant each */
     SS_CACHE_ENTRIES = 4096,
     POOL_EXTRA = 8, /* handles beyond the listener's threads: pollers, deliverers, the reloader */
 };
@@ -105,7 +109,7 @@ static const struct {
     {"ng_delivery_retries_total", NG_METRIC_COUNTER, "Deliveries scheduled for another attempt."},
     {"ng_dead_letters_total", NG_METRIC_COUNTER, "Messages moved to the dead letters, by reason."},
     {"ng_delivery_seconds", NG_METRIC_HISTOGRAM, "Duration of webhook delivery attempts."},
-    {"ng_queue_depth", NG_METRIC_GAUGE, "Inbox messages waiting and dead letters, summed over tenants."},
+    {"ng_queue_depth", NG_METRIC_GAUGE, "Inbox messages waiting and dead letters (queue), summed over tenants."},
 };
 
 static ng_err
@@ -149,6 +153,15 @@ swap_directory(ng_gateway *g, ng_directory *d)
     g->dir = d;
     pthread_mutex_unlock(&g->dir_lock);
     ng_directory_release(old);
+#ifdef __GLIBC__
+    /*
+     * A load holds the whole decrypted vault beside the directory it
+     * builds, on whichever thread asked for it; glibc keeps such a peak in
+     * that thread's arena (about 80 MB at 10,000 tenants) unless told to
+     * give it back, and RSS grew by that much per reload.
+     */
+    malloc_trim(0);
+#endif
     ng_metrics_set(g->metrics, "ng_directory_tenants", NULL, (double)ng_directory_count(d));
     snprintf(n, sizeof n, "%zu", ng_directory_count(d));
     ng_log_event(g->log, NG_LOG_INFO, "directory loaded", "tenants", n, NULL);
@@ -174,13 +187,42 @@ ng_gateway_reload(ng_gateway *g)
     return NG_OK;
 }
 
-/* Reloads when the vault's stamp moves; an operator's change shows within a second or so. */
+/* ng_queue_depth: inbox messages waiting and dead letters, summed over our tenants; left as it was if Redis fails. */
+static void
+count_depths(ng_gateway *g)
+{
+    ng_directory *d = ng_gateway_directory(g);
+    uint64_t waiting = 0, dead = 0, w, x;
+    ng_err err = NG_OK;
+    ng_queue *q;
+    size_t i;
+
+    if (ng_gateway_queue_take(g, &q) == NG_OK) {
+        for (i = 0; i < ng_directory_count(d) && err == NG_OK; i++) {
+            err = ng_queue_inbox_depth(q, ng_directory_at(d, i)->slug, &w, &x);
+            waiting += err == NG_OK ? w : 0;
+            dead += err == NG_OK ? x : 0;
+        }
+        ng_gateway_queue_give(g, q);
+        if (err == NG_OK) {
+            ng_metrics_set(g->metrics, "ng_queue_depth", (const char *[]){"queue", "waiting", NULL}, (double)waiting);
+            ng_metrics_set(g->metrics, "ng_queue_depth", (const char *[]){"queue", "dead", NULL}, (double)dead);
+        }
+    }
+    ng_directory_release(d);
+}
+
+/*
+ * Reloads when the vault's stamp moves; an operator's change shows within a
+ * second or so. Every DEPTH_EVERY checks it also counts the queues.
+ */
 static void *
 reloader(void *arg)
 {
     ng_gateway *g = arg;
     uint8_t now[NG_VAULT_STORE_STAMP_BYTES];
     int failing = 0;
+    unsigned round = 0;
 
     for (;;) {
         int changed;
@@ -188,6 +230,8 @@ reloader(void *arg)
 
         if (ng_stop_sleep(&g->stop, RELOAD_EVERY_MS))
             return NULL;
+        if (round++ % DEPTH_EVERY == 0)
+            count_depths(g);
 
         pthread_mutex_lock(&g->vault_lock);
         err = ng_vault_store_stamp(g->store, now);

@@ -1265,6 +1265,29 @@ signing_key(tenant *t)
     assert_memory_equal(pk, t->sign_pk, sizeof pk);
 }
 
+/*
+ * Every tenant of all gets its sink as its backend and its signing key
+ * read; from and each other one import each other's connection parameters,
+ * under their slugs (from's own gateway's outbox URL).
+ */
+static inline void
+connect_tenants(tenant *from, tenant *const *all, size_t n)
+{
+    const char *params = export_params(from->g, from->slug, NULL);
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        tenant *x = all[i];
+
+        add_backend(x);
+        signing_key(x);
+        if (x == from)
+            continue;
+        GCLI(from->g, "peer", "import", from->slug, export_params(x->g, x->slug, NULL), "--name", x->slug);
+        GCLI(x->g, "peer", "import", x->slug, params, "--name", from->slug);
+    }
+}
+
 /* POST /v1/tenants/{from}/messages, signed v1 by from's backend; extra headers "Name: value". */
 static inline reply
 submit(const tenant *from, const char *content_type, const void *body, size_t len, const char *const *extra)

@@ -127,7 +127,6 @@ backend_status(const tenant *t)
 static int
 group_setup(void **state)
 {
-    const char *alice_params;
     size_t i;
 
     (void)state;
@@ -146,17 +145,7 @@ group_setup(void **state)
     GCLI(&gw_b, "tenant", "create", "bob2");
     GCLI(&gw_b, "tenant", "create", "bobn", "--allow-anonymous");
     GCLI(&gw_b, "tenant", "create", "bobpsk", "--psk", "--allow-anonymous");
-    alice_params = export_params(&gw_a, "alice", NULL);
-    for (i = 0; i < sizeof tenants / sizeof tenants[0]; i++) {
-        tenant *x = tenants[i];
-
-        add_backend(x);
-        signing_key(x);
-        if (x == &alice)
-            continue;
-        GCLI(&gw_a, "peer", "import", "alice", export_params(x->g, x->slug, NULL), "--name", x->slug);
-        GCLI(&gw_b, "peer", "import", x->slug, alice_params, "--name", "alice");
-    }
+    connect_tenants(&alice, tenants, sizeof tenants / sizeof tenants[0]);
     start_gateway(&gw_a);
     start_gateway(&gw_b);
     return test_teardown(state);
