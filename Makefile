@@ -186,7 +186,7 @@ uninstall:
 
 # Formatting and the functions we do not use.
 style:
-	clang-format --dry-run --Werror envelope/*.[ch] vault/*.[ch] queue/*.[ch] $(wildcard backend-adapters/*.[ch]) gateway/*.[ch] tests/*/*.[ch] bench/*.c examples/*.c
+	clang-format --dry-run --Werror envelope/*.[ch] vault/*.[ch] queue/*.[ch] $(wildcard backend-adapters/*.[ch]) gateway/*.[ch] tests/*/*.[ch] bench/*.[ch] examples/*.c
 	! grep -nE '\b(strcpy|strcat|sprintf|vsprintf|strtok|atoi|atol|gets|rand)\(' \
 	  envelope/*.[ch] vault/*.[ch] queue/*.[ch] $(wildcard backend-adapters/*.[ch]) gateway/*.[ch]
 

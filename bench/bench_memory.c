@@ -57,22 +57,14 @@
  * (leaks). NG_KEEP=1 keeps the temporary directory. Exit status 0 on
  * success, 1 on any failure (for --leaks: a leak, a crash, a lost message).
  */
-#include <arpa/inet.h>
 #include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -84,6 +76,7 @@
 #include <microhttpd.h>
 #include <sodium.h>
 
+#include "bench_common.h"
 #include "ng_cli_vault.h"
 #include "ng_parcel.h"
 #include "ng_peer.h"
@@ -92,8 +85,6 @@
 #include "ng_receive.h"
 #include "ng_tenant.h"
 #include "ng_webhook.h"
-
-extern char **environ;
 
 enum {
     TENANTS = 10000,
@@ -105,255 +96,22 @@ enum {
     BATCH = 100,      /* messages per batch request in --leaks */
     CONC = 8,         /* connections submitting in --leaks */
     REFUSALS = 25,    /* requests of each refused kind in --leaks */
-    OUT_MAX = 16384,  /* what a CLI command prints */
     RESP_MAX = 2048,
     HTTP_TIMEOUT_MS = 60000,
     START_TIMEOUT_MS = 180000, /* an ASan build, or a directory of 10,000 tenants */
     STOP_TIMEOUT_MS = 120000,  /* an ASan build checks for leaks at exit */
     DRAIN_TIMEOUT_MS = 600000, /* for every message of --leaks to reach the sink */
-    LOG_TAIL = 12000,
 };
 
 static const uint64_t ttl_ms = 86400u * 1000u;
 
-/* ---- clock, failure ---- */
+/* ---- gateways ---- */
 
-static uint64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-struct gw {
-    const char *name;
-    char cfg[PATH_MAX], data[PATH_MAX / 2], log[PATH_MAX];
-    int port;
-    pid_t pid;
-};
-
-static char ng_bin[PATH_MAX], dir[PATH_MAX / 4];
-static struct gw gw_a = {.name = "a"}, gw_b = {.name = "b"};
-
-static void stop_all(void);
-
-static _Noreturn void
-die(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, "bench_memory: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n");
-    stop_all();
-    if (dir[0] != '\0')
-        fprintf(stderr, "bench_memory: kept %s (configurations, logs, data)\n", dir);
-    exit(EXIT_FAILURE);
-}
-
-static void *
-xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-
-    if (p == NULL)
-        die("out of memory");
-    return p;
-}
-
-/* ---- processes ---- */
-
-/* Spawns argv with stdin from /dev/null, stdout to out_fd (-1: /dev/null), stderr appended to log. */
-static pid_t
-spawn(const char *const *argv, int out_fd, const char *log)
-{
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    sigset_t set;
-    pid_t pid;
-    int rc;
-
-    if (posix_spawn_file_actions_init(&fa) != 0 || posix_spawnattr_init(&attr) != 0)
-        die("posix_spawn setup failed");
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    if (out_fd >= 0)
-        posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
-    else
-        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    /* Default signal actions and an empty mask, whatever this process ignores. */
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    posix_spawnattr_setsigdefault(&attr, &set);
-    sigemptyset(&set);
-    posix_spawnattr_setsigmask(&attr, &set);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-    rc = posix_spawn(&pid, argv[0], &fa, &attr, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    return rc == 0 ? pid : -1;
-}
-
-/* `noisegate ARGS --config g->cfg`, which must exit 0; its stdout in out (cap bytes, NUL-terminated). */
-static void
-cli(const struct gw *g, char *out, size_t cap, const char *const *args)
-{
-    const char *argv[16];
-    int fds[2], st;
-    size_t n = 0, len = 0;
-    ssize_t r;
-    pid_t pid;
-
-    argv[n++] = ng_bin;
-    while (*args != NULL && n < 13)
-        argv[n++] = *args++;
-    argv[n++] = "--config";
-    argv[n++] = g->cfg;
-    argv[n] = NULL;
-    if (pipe(fds) != 0)
-        die("pipe: %s", strerror(errno));
-    fcntl(fds[0], F_SETFD, FD_CLOEXEC);
-    fcntl(fds[1], F_SETFD, FD_CLOEXEC);
-    pid = spawn(argv, fds[1], g->log);
-    close(fds[1]);
-    if (pid < 0)
-        die("cannot run %s", ng_bin);
-    /* Read to the end whatever the room: a child blocked on a full pipe would never exit. */
-    for (;;) {
-        char skip[4096];
-
-        r = read(fds[0], len + 1 < cap ? out + len : skip, len + 1 < cap ? cap - 1 - len : sizeof skip);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        if (len + 1 < cap)
-            len += (size_t)r;
-    }
-    out[len] = '\0';
-    close(fds[0]);
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
-            die("waitpid: %s", strerror(errno));
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        die("`noisegate %s %s` on %s: %s %d; see %s", argv[1], argv[2], g->name,
-            WIFEXITED(st) ? "exit status" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), g->log);
-}
-
-#define CLI(g, out, ...) cli((g), (out), sizeof(out), (const char *const[]){__VA_ARGS__, NULL})
-
-/* A port nothing listens on now, chosen by the kernel (as nginx_server_free_port); never 8081, 8082 or 9002. */
-static int
-free_port(void)
-{
-    int i;
-
-    for (i = 0; i < 20; i++) {
-        struct sockaddr_in a;
-        socklen_t alen = sizeof a;
-        int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-        if (fd < 0)
-            break;
-        memset(&a, 0, sizeof a);
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
-            port = ntohs(a.sin_port);
-        close(fd);
-        if (port > 0 && port != 8081 && port != 8082 && port != 9002)
-            return port;
-    }
-    die("no free port");
-}
-
-/*
- * g's files under dir (NAME.json, NAME.log, data directory NAME/), on
- * loopback with the embedded Redis; webhooks and polls may reach 127.0.0.1.
- * more: further sections, each followed by a comma.
- */
-static void
-gw_init(struct gw *g, const char *more)
-{
-    FILE *f;
-
-    snprintf(g->cfg, sizeof g->cfg, "%s/%s.json", dir, g->name);
-    snprintf(g->data, sizeof g->data, "%s/%s", dir, g->name);
-    snprintf(g->log, sizeof g->log, "%s/%s.log", dir, g->name);
-    g->port = free_port();
-    f = fopen(g->cfg, "w");
-    if (f == NULL)
-        die("cannot write %s: %s", g->cfg, strerror(errno));
-    fprintf(f,
-            "{\"data_dir\": \"%s\", \"public_url\": \"http://127.0.0.1:%d\",\n"
-            " \"listen\": {\"address\": \"127.0.0.1\", \"port\": %d},\n"
-            " \"delivery\": {\"allow_private\": [\"127.0.0.1\"]},\n"
-            " %s\n"
-            " \"log\": {\"format\": \"json\"}}\n",
-            g->data, g->port, g->port, more != NULL ? more : "");
-    if (fclose(f) != 0)
-        die("cannot write %s", g->cfg);
-}
-
-/* ---- HTTP ---- */
-
-struct buf {
-    char *data;
-    size_t len, cap;
-};
-
-static size_t
-collect(char *p, size_t size, size_t n, void *ctx)
-{
-    struct buf *b = ctx;
-    size_t len = size * n, room = b->cap - 1 - b->len;
-
-    memcpy(b->data + b->len, p, len < room ? len : room);
-    b->len += len < room ? len : room;
-    b->data[b->len] = '\0';
-    return len;
-}
-
-/* GET url into out (cap bytes, may be NULL); the status, -1 if nothing answered. */
-static long
-http_get(const char *url, char *out, size_t cap)
-{
-    char skip[256];
-    struct buf b = {out != NULL ? out : skip, 0, out != NULL ? cap : sizeof skip};
-    CURL *c = curl_easy_init();
-    long status = -1;
-
-    if (c == NULL)
-        return -1;
-    b.data[0] = '\0';
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_PROXY, "");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    return status;
-}
+static struct bench_gw gw_a = {.name = "a"}, gw_b = {.name = "b"};
 
 /* A sample's value in g's /metrics; -1 if absent. */
 static double
-metric(const struct gw *g, const char *series)
+metric(const struct bench_gw *g, const char *series)
 {
     static char text[1 << 20];
     char url[128];
@@ -361,143 +119,12 @@ metric(const struct gw *g, const char *series)
     size_t n = strlen(series);
 
     snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", g->port);
-    if (http_get(url, text, sizeof text) != 200)
+    if (bench_http_get(url, text, sizeof text) != 200)
         return -1;
     for (p = text; (p = strstr(p, series)) != NULL; p += n)
         if ((p == text || p[-1] == '\n') && p[n] == ' ')
             return strtod(p + n + 1, NULL);
     return -1;
-}
-
-/* ---- gateways ---- */
-
-/* The last bytes of g's log (where a sanitizer's report is), on stderr. */
-static void
-show_log_tail(const struct gw *g)
-{
-    FILE *f = fopen(g->log, "r");
-    static char text[LOG_TAIL + 1];
-    long size;
-    size_t n;
-
-    if (f == NULL)
-        return;
-    fseek(f, 0, SEEK_END);
-    size = ftell(f);
-    fseek(f, size > LOG_TAIL ? size - LOG_TAIL : 0, SEEK_SET);
-    n = fread(text, 1, LOG_TAIL, f);
-    text[n] = '\0';
-    fclose(f);
-    fprintf(stderr, "---- the end of %s ----\n%s\n---- end ----\n", g->log, text);
-}
-
-/* `noisegate serve` on g; waits for /readyz. */
-static void
-gw_start(struct gw *g)
-{
-    const char *argv[] = {ng_bin, "serve", "--config", g->cfg, NULL};
-    char url[128];
-    uint64_t t0 = now_ms();
-
-    g->pid = spawn(argv, -1, g->log);
-    if (g->pid < 0)
-        die("cannot start %s", ng_bin);
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", g->port);
-    while (http_get(url, NULL, 0) != 200) {
-        if (waitpid(g->pid, NULL, WNOHANG) == g->pid) {
-            g->pid = 0;
-            show_log_tail(g);
-            die("gateway %s exited at start; see %s", g->name, g->log);
-        }
-        if (now_ms() - t0 > START_TIMEOUT_MS)
-            die("gateway %s is not ready after %d ms; see %s", g->name, START_TIMEOUT_MS, g->log);
-        sleep_ms(50);
-    }
-}
-
-/* The pid of g's embedded redis-server if one runs (its pid file, and a redis-server at that pid); else 0. */
-static pid_t
-redis_pid(const struct gw *g)
-{
-    char path[PATH_MAX + 32], cmd[256] = "";
-    FILE *f;
-    long pid = 0;
-    size_t n = 0;
-
-    snprintf(path, sizeof path, "%s/redis/redis.pid", g->data);
-    f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    if (fscanf(f, "%ld", &pid) != 1)
-        pid = 0;
-    fclose(f);
-    if (pid <= 0 || kill((pid_t)pid, 0) != 0)
-        return 0;
-    snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
-    f = fopen(path, "r");
-    if (f != NULL) {
-        n = fread(cmd, 1, sizeof cmd - 1, f);
-        fclose(f);
-    }
-    cmd[n] = '\0';
-    return strstr(cmd, "redis-server") != NULL ? (pid_t)pid : 0;
-}
-
-/* Stops a redis-server g left running (SIGTERM, then SIGKILL after 5 s); 1 if there was one. */
-static int
-stop_redis(const struct gw *g)
-{
-    pid_t r = g->data[0] != '\0' ? redis_pid(g) : 0;
-    uint64_t t0 = now_ms();
-
-    if (r <= 0)
-        return 0;
-    kill(r, SIGTERM);
-    while (kill(r, 0) == 0 && now_ms() - t0 < 5000)
-        sleep_ms(10);
-    if (kill(r, 0) == 0)
-        kill(r, SIGKILL);
-    return 1;
-}
-
-/*
- * SIGTERM (the gateway drains and stops its redis-server), SIGKILL after
- * STOP_TIMEOUT_MS. The wait status, or -1 if it had to be killed.
- */
-static int
-gw_stop(struct gw *g)
-{
-    uint64_t t0 = now_ms();
-    int st = -1;
-
-    if (g->pid > 0 && kill(g->pid, SIGTERM) == 0) {
-        while (waitpid(g->pid, &st, WNOHANG) == 0) {
-            if (now_ms() - t0 > STOP_TIMEOUT_MS) {
-                kill(g->pid, SIGKILL);
-                waitpid(g->pid, NULL, 0);
-                st = -1;
-                break;
-            }
-            sleep_ms(10);
-        }
-    }
-    g->pid = 0;
-    return st;
-}
-
-static void
-stop_all(void)
-{
-    gw_stop(&gw_a);
-    gw_stop(&gw_b);
-    stop_redis(&gw_a);
-    stop_redis(&gw_b);
-}
-
-static int
-exited_zero(int st)
-{
-    return st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
 static void
@@ -509,20 +136,6 @@ describe_status(char *out, size_t cap, int st)
         snprintf(out, cap, "exit status %d", WEXITSTATUS(st));
     else
         snprintf(out, cap, "signal %d", WTERMSIG(st));
-}
-
-static void
-remove_dir(void)
-{
-    char cmd[PATH_MAX + 32];
-
-    if (getenv("NG_KEEP") != NULL) {
-        printf("kept %s\n", dir);
-        return;
-    }
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "bench_memory: could not remove %s\n", dir);
 }
 
 /* ---- the stub peer and the sink, one libmicrohttpd server ---- */
@@ -571,62 +184,31 @@ static enum MHD_Result
 answer(void *cls, struct MHD_Connection *conn, const char *url, const char *method, const char *version,
        const char *upload, size_t *upload_size, void **state)
 {
-    static char empty[] = "";
-    static char listing[] = "{\"parcels\":[],\"next\":\"\"}";
+    static const char listing[] = "{\"parcels\":[],\"next\":\"\"}";
     const char *retry_after = NULL;
-    struct MHD_Response *r;
-    enum MHD_Result rc;
     int status;
 
     (void)cls, (void)version, (void)upload;
-    if (*state == NULL) { /* headers only: answer after the body (DESIGN.md, pitfalls) */
-        *state = &srv;
+    if (!bench_mhd_body_done(state, upload_size))
         return MHD_YES;
-    }
-    if (*upload_size > 0) {
-        *upload_size = 0;
-        return MHD_YES;
-    }
     if (strcmp(method, "GET") == 0 && strstr(url, "/v1/outbox/") != NULL) {
         atomic_fetch_add(&srv.polls, 1);
-        r = MHD_create_response_from_buffer(sizeof listing - 1, listing, MHD_RESPMEM_PERSISTENT);
-        if (r == NULL)
-            return MHD_NO;
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-        rc = MHD_queue_response(conn, 200, r);
-        MHD_destroy_response(r);
-        return rc;
+        return bench_mhd_reply(conn, 200, listing, sizeof listing - 1, NULL);
     }
     atomic_fetch_add(&srv.others, 1);
     /* Without --leaks nothing should be delivered (the backends are disabled): 503 if it is. */
     status = srv.tries != NULL
                  ? sink_status(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "ce-subject"), &retry_after)
                  : 503;
-    r = MHD_create_response_from_buffer(0, empty, MHD_RESPMEM_PERSISTENT);
-    if (r == NULL)
-        return MHD_NO;
-    if (retry_after != NULL)
-        MHD_add_response_header(r, "Retry-After", retry_after);
-    rc = MHD_queue_response(conn, (unsigned)status, r);
-    MHD_destroy_response(r);
-    return rc;
+    return bench_mhd_reply(conn, (unsigned)status, NULL, 0, retry_after);
 }
 
 static void
 srv_start(void)
 {
-    const union MHD_DaemonInfo *info;
-    struct sockaddr_in sa;
-
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    srv.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL, answer, NULL,
-                             MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_TIMEOUT,
-                             60u, MHD_OPTION_END);
-    if (srv.d == NULL || (info = MHD_get_daemon_info(srv.d, MHD_DAEMON_INFO_BIND_PORT)) == NULL)
-        die("cannot start the sink");
-    srv.port = info->port;
+    srv.d = bench_mhd_start(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, answer, 2, 60, &srv.port);
+    if (srv.d == NULL)
+        bench_die("cannot start the sink");
 }
 
 /* ---- memory ---- */
@@ -660,7 +242,7 @@ proc_mem(pid_t pid)
 
 /* A field of Redis's INFO (section) on g's embedded server; -1 if it cannot be read. */
 static long long
-redis_info(const struct gw *g, const char *section, const char *field)
+redis_info(const struct bench_gw *g, const char *section, const char *field)
 {
     char path[PATH_MAX + 32], key[64];
     redisContext *c;
@@ -723,13 +305,13 @@ struct row {
 };
 
 static void
-measure(struct row *r, const struct gw *g, const char *vault_path)
+measure(struct row *r, const struct bench_gw *g, const char *vault_path)
 {
     char aof[PATH_MAX + 32];
-    pid_t rp = redis_pid(g);
+    pid_t rp = bench_redis_pid(g);
 
     if (rp <= 0)
-        die("gateway %s has no redis-server", g->name);
+        bench_die("gateway %s has no redis-server", g->name);
     r->gw = proc_mem(g->pid);
     r->redis = proc_mem(rp);
     r->heap_held = r->heap_in_use = -1;
@@ -743,13 +325,13 @@ measure(struct row *r, const struct gw *g, const char *vault_path)
 
 /* Settles for settle_s seconds, then measures. */
 static void
-settle_measure(struct row *r, const struct gw *g, const char *vault_path, int settle_s)
+settle_measure(struct row *r, const struct bench_gw *g, const char *vault_path, int settle_s)
 {
     printf("  running %d s ...\n", settle_s);
     fflush(stdout);
-    sleep_ms(settle_s * 1000L);
+    bench_sleep_ms(settle_s * 1000L);
     if (waitpid(g->pid, NULL, WNOHANG) == g->pid)
-        die("gateway %s died; see %s", g->name, g->log);
+        bench_die("gateway %s died; see %s", g->name, g->log);
     measure(r, g, vault_path);
 }
 
@@ -792,7 +374,7 @@ stats_field(const char *text, const char *label)
  * gdb or without ptrace permission.
  */
 static void
-heap_probe(struct row *r, const struct gw *g, int trim)
+heap_probe(struct row *r, const struct bench_gw *g, int trim)
 {
     char gdb[PATH_MAX], pid[24];
     const char *argv[] = {gdb,
@@ -805,12 +387,9 @@ heap_probe(struct row *r, const struct gw *g, int trim)
                           trim ? "-ex" : NULL,
                           "call (int)malloc_trim(0)",
                           NULL};
-    static char text[LOG_TAIL + 1];
-    uint64_t t0 = now_ms();
-    long size;
-    size_t n;
+    static char text[BENCH_LOG_TAIL + 1];
+    uint64_t t0 = bench_now_ms();
     pid_t p;
-    FILE *f;
     int st;
 
     r->heap_held = r->heap_in_use = -1;
@@ -818,27 +397,20 @@ heap_probe(struct row *r, const struct gw *g, int trim)
     if (which("gdb", gdb, sizeof gdb) != 0)
         return;
     snprintf(pid, sizeof pid, "%ld", (long)g->pid);
-    if ((p = spawn(argv, -1, "/dev/null")) < 0)
+    if ((p = bench_spawn(argv, -1, "/dev/null")) < 0)
         return;
     while (waitpid(p, &st, WNOHANG) == 0) {
-        if (now_ms() - t0 > 60000) {
+        if (bench_now_ms() - t0 > 60000) {
             kill(p, SIGKILL); /* gdb detaches from the gateway as it dies */
             waitpid(p, &st, 0);
             return;
         }
-        sleep_ms(50);
+        bench_sleep_ms(50);
     }
-    sleep_ms(200);
+    bench_sleep_ms(200);
     if (trim)
         r->trimmed_rss_kb = proc_mem(g->pid).rss_kb;
-    if ((f = fopen(g->log, "r")) == NULL)
-        return;
-    fseek(f, 0, SEEK_END);
-    size = ftell(f);
-    fseek(f, size > LOG_TAIL ? size - LOG_TAIL : 0, SEEK_SET);
-    n = fread(text, 1, LOG_TAIL, f);
-    text[n] = '\0';
-    fclose(f);
+    bench_read_tail(g->log, text, sizeof text);
     r->heap_held = stats_field(text, "system bytes");
     r->heap_in_use = stats_field(text, "in use bytes");
 }
@@ -959,15 +531,15 @@ make_tenants(ng_vault *v, void *arg)
 
 /* Runs fn in one ng_vault_update on g's vault (its configuration, key file and store, as the CLI opens them). */
 static void
-vault_update(const struct gw *g, ng_vault_update_fn fn, void *arg)
+vault_update(const struct bench_gw *g, ng_vault_update_fn fn, void *arg)
 {
     ng_cli_ctx c;
 
     if (ng_cli_ctx_open(&c, "bench_memory", g->cfg, 1) != 0)
-        die("cannot open the vault of %s", g->name);
+        bench_die("cannot open the vault of %s", g->name);
     if (ng_cli_ctx_update(&c, fn, arg, "tenants") != 0) {
         ng_cli_ctx_close(&c);
-        die("vault update on %s failed", g->name);
+        bench_die("vault update on %s failed", g->name);
     }
     ng_cli_ctx_close(&c);
 }
@@ -980,7 +552,7 @@ vault_update(const struct gw *g, ng_vault_update_fn fn, void *arg)
  * number of records stored, and the size of one.
  */
 static size_t
-fill_inboxes(const struct gw *g, const ng_keypair *alice, uint8_t (*pub)[NG_KEY_BYTES], size_t n, size_t per,
+fill_inboxes(const struct bench_gw *g, const ng_keypair *alice, uint8_t (*pub)[NG_KEY_BYTES], size_t n, size_t per,
              size_t *record_len)
 {
     static const char meta[] = "{\"content_type\":\"text/plain\"}";
@@ -994,12 +566,12 @@ fill_inboxes(const struct gw *g, const ng_keypair *alice, uint8_t (*pub)[NG_KEY_
     ng_err err;
 
     if (msgs == NULL || recs == NULL)
-        die("out of memory");
+        bench_die("out of memory");
     snprintf(url, sizeof url, "unix:%s/redis/redis.sock", g->data);
     if ((err = ng_queue_redis_new(&q, url, 10000)) != NG_OK)
-        die("queue on %s: %s", url, ng_strerror(err));
+        bench_die("queue on %s: %s", url, ng_strerror(err));
     if (ng_ss_cache_new(&cache, 4 * n) != NG_OK)
-        die("out of memory");
+        bench_die("out of memory");
     for (i = 0; i < sizeof body; i++)
         body[i] = (uint8_t)('a' + i % 26);
     for (i = 0; i < n; i++) {
@@ -1024,16 +596,16 @@ fill_inboxes(const struct gw *g, const ng_keypair *alice, uint8_t (*pub)[NG_KEY_
             p.message_id = id;
             p.cache = cache;
             if ((err = ng_parcel_seal(parcel, sizeof parcel, &plen, &p)) != NG_OK)
-                die("seal: %s", ng_strerror(err));
+                bench_die("seal: %s", ng_strerror(err));
             if ((err = ng_receive_record(&recs[j], &msgs[j].len, "alice", parcel, plen)) != NG_OK)
-                die("record: %s", ng_strerror(err));
+                bench_die("record: %s", ng_strerror(err));
             memcpy(msgs[j].msg_id, id, sizeof id);
             msgs[j].expires_ms = created + ttl_ms;
             msgs[j].data = recs[j];
             *record_len = msgs[j].len;
         }
         if ((err = ng_queue_inbox_accept_many(q, slug, msgs, per)) != NG_OK)
-            die("inbox accept of %s: %s", slug, ng_strerror(err));
+            bench_die("inbox accept of %s: %s", slug, ng_strerror(err));
         for (j = 0; j < per; j++) {
             if (msgs[j].result == NG_OK)
                 stored++;
@@ -1050,7 +622,7 @@ fill_inboxes(const struct gw *g, const ng_keypair *alice, uint8_t (*pub)[NG_KEY_
 
 /* The waiting messages of n tenants, summed, as GET /v1/admin/tenants/{t}/queue counts them. */
 static uint64_t
-count_waiting(const struct gw *g, size_t n)
+count_waiting(const struct bench_gw *g, size_t n)
 {
     char url[PATH_MAX + 64], slug[24];
     ng_queue *q = NULL;
@@ -1059,11 +631,11 @@ count_waiting(const struct gw *g, size_t n)
 
     snprintf(url, sizeof url, "unix:%s/redis/redis.sock", g->data);
     if (ng_queue_redis_new(&q, url, 10000) != NG_OK)
-        die("queue on %s", url);
+        bench_die("queue on %s", url);
     for (i = 0; i < n; i++) {
         slug_of(slug, i);
         if (ng_queue_inbox_depth(q, slug, &waiting, &dead) != NG_OK)
-            die("inbox depth of %s", slug);
+            bench_die("inbox depth of %s", slug);
         sum += waiting;
     }
     ng_queue_free(q);
@@ -1072,48 +644,40 @@ count_waiting(const struct gw *g, size_t n)
 
 /* Waits until g's directory holds n tenants. */
 static void
-wait_directory(const struct gw *g, size_t n)
+wait_directory(const struct bench_gw *g, size_t n)
 {
-    uint64_t t0 = now_ms();
+    uint64_t t0 = bench_now_ms();
 
     while (metric(g, "ng_directory_tenants") != (double)n) {
-        if (now_ms() - t0 > START_TIMEOUT_MS)
-            die("gateway %s: the directory does not hold %zu tenants after %d ms", g->name, n, START_TIMEOUT_MS);
-        sleep_ms(100);
+        if (bench_now_ms() - t0 > START_TIMEOUT_MS)
+            bench_die("gateway %s: the directory does not hold %zu tenants after %d ms", g->name, n, START_TIMEOUT_MS);
+        bench_sleep_ms(100);
     }
 }
 
 static void
-gw_start_loaded(struct gw *g, size_t n)
+gw_start_loaded(struct bench_gw *g, size_t n)
 {
-    uint64_t t0 = now_ms();
+    uint64_t t0 = bench_now_ms();
 
-    gw_start(g);
+    bench_gw_start(g);
     wait_directory(g, n);
-    printf("  %s ready with %zu tenants in %.1f s\n", g->name, n, (double)(now_ms() - t0) / 1000.0);
+    printf("  %s ready with %zu tenants in %.1f s\n", g->name, n, (double)(bench_now_ms() - t0) / 1000.0);
 }
 
 static void
-gw_stop_checked(struct gw *g)
+gw_stop_checked(struct bench_gw *g)
 {
     char why[128];
-    int st = gw_stop(g);
+    int st = bench_gw_stop(g);
 
-    if (!exited_zero(st)) {
+    if (!bench_exited_zero(st)) {
         describe_status(why, sizeof why, st);
-        show_log_tail(g);
-        die("gateway %s: %s after SIGTERM", g->name, why);
+        bench_show_log_tail(g);
+        bench_die("gateway %s: %s after SIGTERM", g->name, why);
     }
-    if (stop_redis(g))
+    if (bench_stop_redis(g))
         fprintf(stderr, "bench_memory: gateway %s left its redis-server running (stopped now)\n", g->name);
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
 }
 
 /*
@@ -1122,21 +686,21 @@ cmp_double(const void *a, const void *b)
  * each create took in t[from..to).
  */
 static void
-more_tenants(const struct gw *g, size_t base, size_t from, size_t to, double *t)
+more_tenants(const struct bench_gw *g, size_t base, size_t from, size_t to, double *t)
 {
-    char out[OUT_MAX], slug[32];
+    char out[BENCH_OUT_MAX], slug[32];
     size_t k;
     uint64_t t0;
 
     for (k = from; k < to; k++) {
         snprintf(slug, sizeof slug, "more-%zu", k);
-        t0 = now_ms();
-        CLI(g, out, "tenant", "create", slug);
-        t[k] = (double)(now_ms() - t0) / 1000.0;
+        t0 = bench_now_ms();
+        BENCH_CLI(g, out, "tenant", "create", slug);
+        t[k] = (double)(bench_now_ms() - t0) / 1000.0;
         wait_directory(g, base + k + 1);
     }
     if (to == 2 * MORE_TENANTS)
-        qsort(t, to, sizeof *t, cmp_double);
+        qsort(t, to, sizeof *t, bench_cmp_double);
 }
 
 /* How many times s occurs in the file at path. */
@@ -1159,7 +723,7 @@ count_in_file(const char *path, const char *s)
 static int
 memory_run(size_t tenants, size_t per, int settle_s)
 {
-    char out[OUT_MAX], outbox[128], hook[128], vault_path[PATH_MAX] = "";
+    char out[BENCH_OUT_MAX], outbox[128], hook[128], vault_path[PATH_MAX] = "";
     struct alice_ctx alice;
     struct tenants_ctx tc;
     struct row rows[8];
@@ -1172,12 +736,12 @@ memory_run(size_t tenants, size_t per, int settle_s)
     srv_start();
     snprintf(outbox, sizeof outbox, "http://127.0.0.1:%d/v1/outbox", srv.port);
     snprintf(hook, sizeof hook, "http://127.0.0.1:%d/hook", srv.port);
-    gw_init(&gw_a, NULL);
-    gw_init(&gw_b, NULL);
+    bench_gw_init(&gw_a, NULL);
+    bench_gw_init(&gw_b, NULL);
     printf("bench_memory: %zu tenants, %zu queued messages (%d-byte bodies), %d s of running per state\n", tenants,
            tenants * per, BODY_BYTES, settle_s);
-    CLI(&gw_a, out, "vault", "init");
-    CLI(&gw_b, out, "vault", "init");
+    BENCH_CLI(&gw_a, out, "vault", "init");
+    BENCH_CLI(&gw_b, out, "vault", "init");
 
     printf("baseline: no tenant\n");
     gw_start_loaded(&gw_b, 0);
@@ -1185,7 +749,7 @@ memory_run(size_t tenants, size_t per, int settle_s)
         ng_cli_ctx c;
 
         if (ng_cli_ctx_open(&c, "bench_memory", gw_b.cfg, 0) != 0)
-            die("cannot read %s", gw_b.cfg);
+            bench_die("cannot read %s", gw_b.cfg);
         snprintf(vault_path, sizeof vault_path, "%s", c.cfg.vault.path);
         ng_cli_ctx_close(&c);
     }
@@ -1204,10 +768,10 @@ memory_run(size_t tenants, size_t per, int settle_s)
     tc.hook = hook;
     tc.pub = calloc(tenants ? tenants : 1, sizeof *tc.pub);
     if (tc.pub == NULL)
-        die("out of memory");
-    t0 = now_ms();
+        bench_die("out of memory");
+    t0 = bench_now_ms();
     vault_update(&gw_b, make_tenants, &tc);
-    t_tenants = (double)(now_ms() - t0) / 1000.0;
+    t_tenants = (double)(bench_now_ms() - t0) / 1000.0;
     printf("  %.1f s, %zu vault entries, vault file %.2f MiB\n", t_tenants, tc.entries,
            (double)file_size(vault_path) / 1048576.0);
 
@@ -1217,14 +781,14 @@ memory_run(size_t tenants, size_t per, int settle_s)
     settle_measure(&rows[nrows++], &gw_b, vault_path, settle_s);
 
     printf("queueing %zu messages (sealed X, accepted %zu per tenant in one call)\n", tenants * per, per);
-    t0 = now_ms();
+    t0 = bench_now_ms();
     stored = fill_inboxes(&gw_b, &alice.kp, tc.pub, tenants, per, &record_len);
-    t_fill = (double)(now_ms() - t0) / 1000.0;
+    t_fill = (double)(bench_now_ms() - t0) / 1000.0;
     waiting = count_waiting(&gw_b, tenants);
     printf("  %zu stored in %.1f s (%zu-byte records), %llu waiting\n", stored, t_fill, record_len,
            (unsigned long long)waiting);
     if (stored != tenants * per || waiting != stored)
-        die("expected %zu messages waiting, %llu are", tenants * per, (unsigned long long)waiting);
+        bench_die("expected %zu messages waiting, %llu are", tenants * per, (unsigned long long)waiting);
     rows[nrows].what = "tenants, messages queued";
     settle_measure(&rows[nrows++], &gw_b, vault_path, settle_s);
     gw_stop_checked(&gw_b);
@@ -1236,7 +800,7 @@ memory_run(size_t tenants, size_t per, int settle_s)
     heap_probe(&rows[nrows++], &gw_b, 0);
     waiting = count_waiting(&gw_b, tenants);
     if (waiting != stored)
-        die("after the restart %llu messages wait, not %zu", (unsigned long long)waiting, stored);
+        bench_die("after the restart %llu messages wait, not %zu", (unsigned long long)waiting, stored);
 
     /*
      * More tenants through the CLI, which goes through the running
@@ -1308,66 +872,20 @@ memory_run(size_t tenants, size_t per, int settle_s)
     free(alice.params);
     ng_keypair_wipe(&alice.kp);
     free(tc.pub);
-    remove_dir();
+    bench_remove_dir();
     return 0;
 }
 
 /* ---- --leaks ---- */
-
-/* The whsec_ secret `backend add` printed, decoded. */
-struct signer {
-    uint8_t secret[NG_WEBHOOK_SECRET_MAX];
-    size_t len;
-};
-
-static void
-add_backend(const struct gw *g, const char *slug, const char *url, struct signer *s)
-{
-    char out[OUT_MAX], whsec[128];
-    const char *p;
-    size_t n;
-
-    CLI(g, out, "backend", "add", slug, "--url", url);
-    p = strstr(out, "whsec_");
-    n = p != NULL ? strcspn(p, " \t\r\n\"") : 0;
-    if (p == NULL || n >= sizeof whsec)
-        die("`backend add` printed no whsec_ secret: %s", out);
-    memcpy(whsec, p, n);
-    whsec[n] = '\0';
-    if (ng_webhook_secret_parse(whsec, s->secret, sizeof s->secret, &s->len) != NG_OK)
-        die("\"%s\" is not a whsec_ secret", whsec);
-    sodium_memzero(whsec, sizeof whsec);
-}
-
-/* The one line of `peer export SLUG` on g, in out. */
-static void
-export_params(const struct gw *g, const char *slug, char *out, size_t cap)
-{
-    cli(g, out, cap, (const char *const[]){"peer", "export", slug, NULL});
-    if (strncmp(out, "ngcp1:", 6) != 0)
-        die("`peer export %s` printed %.100s", slug, out);
-    out[strcspn(out, "\r\n")] = '\0';
-}
 
 struct slot {
     CURL *h;
     struct curl_slist *hdr;
     char *body;
     char resp[RESP_MAX];
-    size_t resp_len;
-    size_t msgs; /* in this request */
+    struct bench_buf reply; /* into resp */
+    size_t msgs;            /* in this request */
 };
-
-static size_t
-slot_collect(char *p, size_t size, size_t n, void *ctx)
-{
-    struct slot *s = ctx;
-    size_t len = size * n, room = sizeof s->resp - 1 - s->resp_len;
-
-    memcpy(s->resp + s->resp_len, p, len < room ? len : room);
-    s->resp_len += len < room ? len : room;
-    return len;
-}
 
 /* One message of the JSON forms; k is its number (its subject, "m<k>", is how the sink knows it). */
 static size_t
@@ -1391,21 +909,21 @@ request_body(size_t r, size_t singles, size_t total, size_t *msgs)
 
     if (r < singles) {
         *msgs = 1;
-        b = xmalloc(sizeof one);
+        b = bench_xmalloc(sizeof one);
         if (message_json(b, sizeof one, r) == 0)
-            die("message too long");
+            bench_die("message too long");
         return b;
     }
     first = singles + (r - singles) * BATCH;
     n = total - first < BATCH ? total - first : BATCH;
     cap = n * sizeof one + 32;
-    b = xmalloc(cap);
+    b = bench_xmalloc(cap);
     len = (size_t)snprintf(b, cap, "{\"messages\":[");
     for (i = 0; i < n; i++) {
         size_t m = message_json(one, sizeof one, first + i);
 
         if (m == 0 || len + m + 4 > cap)
-            die("batch too long");
+            bench_die("batch too long");
         if (i > 0)
             b[len++] = ',';
         memcpy(b + len, one, m);
@@ -1416,29 +934,14 @@ request_body(size_t r, size_t singles, size_t total, size_t *msgs)
     return b;
 }
 
-/* body (malloc'd, s takes it) to url, signed v1 by key under webhook-id id, as a Standard Webhooks library signs. */
+/* body (malloc'd, s takes it) to url, signed v1 by key under webhook-id id. */
 static void
-slot_sign(struct slot *s, const char *url, const struct signer *key, char *body, const char *id)
+slot_sign(struct slot *s, const char *url, const struct bench_secret *key, char *body, const char *id)
 {
-    char sig[NG_WEBHOOK_SIGNATURE_BYTES], line[NG_WEBHOOK_SIGNATURE_BYTES + 64];
-    int64_t ts = now_s();
-
     free(s->body);
     s->body = body;
-    if (ng_webhook_sign_v1(sig, key->secret, key->len, id, ts, (const uint8_t *)s->body, strlen(s->body)) != NG_OK)
-        die("ng_webhook_sign_v1 failed");
-    curl_slist_free_all(s->hdr);
-    s->hdr = curl_slist_append(NULL, "Content-Type: application/json");
-    s->hdr = curl_slist_append(s->hdr, "Expect:");
-    snprintf(line, sizeof line, "webhook-id: %s", id);
-    s->hdr = curl_slist_append(s->hdr, line);
-    snprintf(line, sizeof line, "webhook-timestamp: %lld", (long long)ts);
-    s->hdr = curl_slist_append(s->hdr, line);
-    snprintf(line, sizeof line, "webhook-signature: %s", sig);
-    s->hdr = curl_slist_append(s->hdr, line);
-    if (s->hdr == NULL)
-        die("out of memory");
-    s->resp_len = 0;
+    bench_sign(&s->hdr, key, id, s->body, strlen(s->body));
+    bench_buf_init(&s->reply, s->resp, sizeof s->resp);
     curl_easy_setopt(s->h, CURLOPT_URL, url);
     curl_easy_setopt(s->h, CURLOPT_HTTPHEADER, s->hdr);
     curl_easy_setopt(s->h, CURLOPT_POSTFIELDS, s->body);
@@ -1447,7 +950,7 @@ slot_sign(struct slot *s, const char *url, const struct signer *key, char *body,
 
 /* Request r of the run on s, with a fresh webhook-id. */
 static void
-slot_prepare(struct slot *s, const char *url, const struct signer *key, size_t r, size_t singles, size_t total,
+slot_prepare(struct slot *s, const char *url, const struct bench_secret *key, size_t r, size_t singles, size_t total,
              const char *id_prefix)
 {
     char id[64];
@@ -1461,7 +964,7 @@ slot_prepare(struct slot *s, const char *url, const struct signer *key, size_t r
  * each signed with a fresh webhook-id; every answer must be 202.
  */
 static void
-submit_all(const struct gw *a, const struct signer *key, size_t total)
+submit_all(const struct bench_gw *a, const struct bench_secret *key, size_t total)
 {
     struct slot slots[CONC];
     char url[160], id_prefix[32], hex[13];
@@ -1472,21 +975,14 @@ submit_all(const struct gw *a, const struct signer *key, size_t total)
     int running;
 
     if (m == NULL)
-        die("curl_multi_init failed");
+        bench_die("curl_multi_init failed");
     randombytes_buf(rnd, sizeof rnd);
     sodium_bin2hex(hex, sizeof hex, rnd, sizeof rnd);
     snprintf(id_prefix, sizeof id_prefix, "msg_%s_", hex);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/tenants/alice/messages", a->port);
     memset(slots, 0, sizeof slots);
     for (i = 0; i < CONC; i++) {
-        slots[i].h = curl_easy_init();
-        if (slots[i].h == NULL)
-            die("curl_easy_init failed");
-        curl_easy_setopt(slots[i].h, CURLOPT_TIMEOUT_MS, (long)HTTP_TIMEOUT_MS);
-        curl_easy_setopt(slots[i].h, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(slots[i].h, CURLOPT_PROXY, "");
-        curl_easy_setopt(slots[i].h, CURLOPT_WRITEFUNCTION, slot_collect);
-        curl_easy_setopt(slots[i].h, CURLOPT_WRITEDATA, &slots[i]);
+        slots[i].h = bench_easy(HTTP_TIMEOUT_MS, &slots[i].reply);
         curl_easy_setopt(slots[i].h, CURLOPT_PRIVATE, &slots[i]);
         if (next < requests) {
             slot_prepare(&slots[i], url, key, next++, singles, total, id_prefix);
@@ -1507,9 +1003,8 @@ submit_all(const struct gw *a, const struct signer *key, size_t total)
             curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
             if (msg->data.result == CURLE_OK)
                 curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &status);
-            s->resp[s->resp_len] = '\0';
             if (status != 202)
-                die("a submission got %ld (%s): %.300s", status, curl_easy_strerror(msg->data.result), s->resp);
+                bench_die("a submission got %ld (%s): %.300s", status, curl_easy_strerror(msg->data.result), s->resp);
             accepted += s->msgs;
             done++;
             curl_multi_remove_handle(m, s->h);
@@ -1530,30 +1025,24 @@ submit_all(const struct gw *a, const struct signer *key, size_t total)
     }
     curl_multi_cleanup(m);
     if (accepted != total)
-        die("%zu of %zu messages accepted", accepted, total);
+        bench_die("%zu of %zu messages accepted", accepted, total);
 }
 
 /* One POST of body to alice's messages on a, signed by key; the status, -1 if nothing answered. */
 static long
-post_once(const struct gw *a, const struct signer *key, const char *body)
+post_once(const struct bench_gw *a, const struct bench_secret *key, const char *body)
 {
     static unsigned long seq;
     struct slot s;
     char url[160], id[48];
     long status = -1;
-    char *copy = xmalloc(strlen(body) + 1);
+    char *copy = bench_xmalloc(strlen(body) + 1);
 
     memcpy(copy, body, strlen(body) + 1);
     memset(&s, 0, sizeof s);
-    if ((s.h = curl_easy_init()) == NULL)
-        die("curl_easy_init failed");
+    s.h = bench_easy(HTTP_TIMEOUT_MS, &s.reply);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/tenants/alice/messages", a->port);
-    snprintf(id, sizeof id, "msg_refusal_%lu_%lld", ++seq, (long long)now_ms());
-    curl_easy_setopt(s.h, CURLOPT_TIMEOUT_MS, (long)HTTP_TIMEOUT_MS);
-    curl_easy_setopt(s.h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(s.h, CURLOPT_PROXY, "");
-    curl_easy_setopt(s.h, CURLOPT_WRITEFUNCTION, slot_collect);
-    curl_easy_setopt(s.h, CURLOPT_WRITEDATA, &s);
+    snprintf(id, sizeof id, "msg_refusal_%lu_%lld", ++seq, (long long)bench_now_ms());
     slot_sign(&s, url, key, copy, id);
     if (curl_easy_perform(s.h) == CURLE_OK)
         curl_easy_getinfo(s.h, CURLINFO_RESPONSE_CODE, &status);
@@ -1570,7 +1059,7 @@ post_once(const struct gw *a, const struct signer *key, const char *body)
  * recipient (400); and /metrics of both gateways.
  */
 static void
-refusals(const struct gw *a, const struct gw *b, const struct signer *key, int n)
+refusals(const struct bench_gw *a, const struct bench_gw *b, const struct bench_secret *key, int n)
 {
     static const struct {
         const char *body;
@@ -1582,7 +1071,7 @@ refusals(const struct gw *a, const struct gw *b, const struct signer *key, int n
         {"{\"recipient\":", 0, 400},
         {"{\"content_type\":\"text/plain\",\"body\":\"x\"}", 0, 400},
     };
-    struct signer wrong = *key;
+    struct bench_secret wrong = *key;
     char url[128];
     size_t k;
     long st;
@@ -1592,14 +1081,14 @@ refusals(const struct gw *a, const struct gw *b, const struct signer *key, int n
     for (i = 0; i < n; i++)
         for (k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
             if ((st = post_once(a, kinds[k].wrong_key ? &wrong : key, kinds[k].body)) != kinds[k].status)
-                die("%s%s: got %ld, expected %ld", kinds[k].wrong_key ? "(wrong key) " : "", kinds[k].body, st,
-                    kinds[k].status);
+                bench_die("%s%s: got %ld, expected %ld", kinds[k].wrong_key ? "(wrong key) " : "", kinds[k].body, st,
+                          kinds[k].status);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", a->port);
-    if (http_get(url, NULL, 0) != 200)
-        die("GET %s failed", url);
+    if (bench_http_get(url, NULL, 0) != 200)
+        bench_die("GET %s failed", url);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", b->port);
-    if (http_get(url, NULL, 0) != 200)
-        die("GET %s failed", url);
+    if (bench_http_get(url, NULL, 0) != 200)
+        bench_die("GET %s failed", url);
     sodium_memzero(&wrong, sizeof wrong);
 }
 
@@ -1642,76 +1131,76 @@ asan_options(const char *o)
 static int
 leak_run(size_t total)
 {
-    char out[OUT_MAX], params[OUT_MAX], sink_url[128], why_a[128], why_b[128];
-    struct signer alice_key, bob_key;
+    char out[BENCH_OUT_MAX], params[BENCH_OUT_MAX], sink_url[128], why_a[128], why_b[128];
+    struct bench_secret alice_key, bob_key;
     uint64_t t0, t_sent, t_last = 0, t_all;
     unsigned long last = 0;
     int st_a, st_b, ok;
 
-    if (!file_contains(ng_bin, "__asan_init"))
-        die("%s is not built with AddressSanitizer (make BUILD=build/asan SANITIZE=1 OPT=-O1 build/asan/noisegate)",
-            ng_bin);
+    if (!file_contains(bench.ng_bin, "__asan_init"))
+        bench_die(
+            "%s is not built with AddressSanitizer (make BUILD=build/asan SANITIZE=1 OPT=-O1 build/asan/noisegate)",
+            bench.ng_bin);
     asan_options("detect_leaks=1");
     srv.expect = total;
     srv.tries = calloc(total ? total : 1, sizeof *srv.tries);
     srv.done = calloc(total ? total : 1, sizeof *srv.done);
     if (srv.tries == NULL || srv.done == NULL)
-        die("out of memory");
+        bench_die("out of memory");
     srv_start();
     snprintf(sink_url, sizeof sink_url, "http://127.0.0.1:%d/hook", srv.port);
-    /* Polling every 50-200 ms, as in tests/cli/test_e2e.c, so that messages cross at once. */
-    gw_init(&gw_a, "\"poll\": {\"interval_ms\": 50, \"max_interval_ms\": 200},");
-    gw_init(&gw_b, "\"poll\": {\"interval_ms\": 50, \"max_interval_ms\": 200},");
-    printf("bench_memory --leaks: %zu messages through two gateways built with ASan (%s)\n", total, ng_bin);
+    bench_gw_init(&gw_a, BENCH_POLL_FAST);
+    bench_gw_init(&gw_b, BENCH_POLL_FAST);
+    printf("bench_memory --leaks: %zu messages through two gateways built with ASan (%s)\n", total, bench.ng_bin);
     printf("setting up with the CLI (under ASan too)\n");
     fflush(stdout);
-    t0 = now_ms();
-    CLI(&gw_a, out, "vault", "init");
-    CLI(&gw_b, out, "vault", "init");
-    CLI(&gw_a, out, "tenant", "create", "alice");
-    CLI(&gw_b, out, "tenant", "create", "bob");
-    add_backend(&gw_a, "alice", sink_url, &alice_key);
-    add_backend(&gw_b, "bob", sink_url, &bob_key);
-    export_params(&gw_a, "alice", params, sizeof params);
-    CLI(&gw_b, out, "peer", "import", "bob", params, "--name", "alice");
-    export_params(&gw_b, "bob", params, sizeof params);
-    CLI(&gw_a, out, "peer", "import", "alice", params, "--name", "bob");
+    t0 = bench_now_ms();
+    BENCH_CLI(&gw_a, out, "vault", "init");
+    BENCH_CLI(&gw_b, out, "vault", "init");
+    BENCH_CLI(&gw_a, out, "tenant", "create", "alice");
+    BENCH_CLI(&gw_b, out, "tenant", "create", "bob");
+    bench_backend_add(&gw_a, "alice", sink_url, &alice_key);
+    bench_backend_add(&gw_b, "bob", sink_url, &bob_key);
+    bench_peer_export(&gw_a, "alice", params, sizeof params);
+    BENCH_CLI(&gw_b, out, "peer", "import", "bob", params, "--name", "alice");
+    bench_peer_export(&gw_b, "bob", params, sizeof params);
+    BENCH_CLI(&gw_a, out, "peer", "import", "alice", params, "--name", "bob");
     sodium_memzero(params, sizeof params);
-    gw_start(&gw_a);
-    gw_start(&gw_b);
-    printf("  ready in %.1f s\n", (double)(now_ms() - t0) / 1000.0);
+    bench_gw_start(&gw_a);
+    bench_gw_start(&gw_b);
+    printf("  ready in %.1f s\n", (double)(bench_now_ms() - t0) / 1000.0);
 
     printf("submitting %zu messages to a (%zu one per request, the rest in batches of %d)\n", total, total / 2, BATCH);
     fflush(stdout);
-    t0 = now_ms();
+    t0 = bench_now_ms();
     submit_all(&gw_a, &alice_key, total);
-    t_sent = now_ms() - t0;
+    t_sent = bench_now_ms() - t0;
     printf("  accepted in %.1f s (%.0f/s)\n", (double)t_sent / 1000.0, (double)total * 1000.0 / (double)t_sent);
     printf("and %d refused requests of each of 4 kinds (401, 404, 400, 400); on the admin API (the CLI with the "
            "gateways running): tenant list, show, create and delete (directory reloads)\n",
            REFUSALS);
     fflush(stdout);
     refusals(&gw_a, &gw_b, &alice_key, REFUSALS);
-    CLI(&gw_a, out, "tenant", "list");
-    CLI(&gw_b, out, "tenant", "show", "bob");
-    CLI(&gw_b, out, "tenant", "create", "carol");
-    CLI(&gw_b, out, "tenant", "delete", "carol");
+    BENCH_CLI(&gw_a, out, "tenant", "list");
+    BENCH_CLI(&gw_b, out, "tenant", "show", "bob");
+    BENCH_CLI(&gw_b, out, "tenant", "create", "carol");
+    BENCH_CLI(&gw_b, out, "tenant", "delete", "carol");
     while (atomic_load(&srv.delivered) < total) {
         unsigned long d = atomic_load(&srv.delivered);
 
         if (d != last) {
             last = d;
-            t_last = now_ms();
+            t_last = bench_now_ms();
         }
         if (t_last == 0)
-            t_last = now_ms();
-        if (now_ms() - t_last > DRAIN_TIMEOUT_MS / 4 || now_ms() - t0 > DRAIN_TIMEOUT_MS)
-            die("only %lu of %zu messages reached bob's backend", d, total);
+            t_last = bench_now_ms();
+        if (bench_now_ms() - t_last > DRAIN_TIMEOUT_MS / 4 || bench_now_ms() - t0 > DRAIN_TIMEOUT_MS)
+            bench_die("only %lu of %zu messages reached bob's backend", d, total);
         if (waitpid(gw_a.pid, NULL, WNOHANG) == gw_a.pid || waitpid(gw_b.pid, NULL, WNOHANG) == gw_b.pid)
-            die("a gateway died during the run; see %s and %s", gw_a.log, gw_b.log);
-        sleep_ms(200);
+            bench_die("a gateway died during the run; see %s and %s", gw_a.log, gw_b.log);
+        bench_sleep_ms(200);
     }
-    t_all = now_ms() - t0;
+    t_all = bench_now_ms() - t0;
     printf("  all %zu delivered %.1f s after the first submission (%.0f/s end to end); %lu first attempts refused "
            "on purpose (503 or 500) and retried; %lu repeated deliveries\n",
            total, (double)t_all / 1000.0, (double)total * 1000.0 / (double)t_all,
@@ -1719,20 +1208,20 @@ leak_run(size_t total)
 
     printf("SIGTERM to both gateways\n");
     fflush(stdout);
-    t0 = now_ms();
-    st_b = gw_stop(&gw_b);
-    st_a = gw_stop(&gw_a);
-    printf("  stopped in %.1f s\n", (double)(now_ms() - t0) / 1000.0);
+    t0 = bench_now_ms();
+    st_b = bench_gw_stop(&gw_b);
+    st_a = bench_gw_stop(&gw_a);
+    printf("  stopped in %.1f s\n", (double)(bench_now_ms() - t0) / 1000.0);
     fflush(stdout);
     describe_status(why_a, sizeof why_a, st_a);
     describe_status(why_b, sizeof why_b, st_b);
-    ok = exited_zero(st_a) && exited_zero(st_b);
-    if (!exited_zero(st_a))
-        show_log_tail(&gw_a);
-    if (!exited_zero(st_b))
-        show_log_tail(&gw_b);
+    ok = bench_exited_zero(st_a) && bench_exited_zero(st_b);
+    if (!bench_exited_zero(st_a))
+        bench_show_log_tail(&gw_a);
+    if (!bench_exited_zero(st_b))
+        bench_show_log_tail(&gw_b);
     /* The gateways stop their redis-servers; one left behind is a fault of its own. */
-    if (stop_redis(&gw_a) + stop_redis(&gw_b) > 0) {
+    if (bench_stop_redis(&gw_a) + bench_stop_redis(&gw_b) > 0) {
         fprintf(stderr, "bench_memory: a gateway left its redis-server running\n");
         ok = 0;
     }
@@ -1742,11 +1231,12 @@ leak_run(size_t total)
     sodium_memzero(&alice_key, sizeof alice_key);
     sodium_memzero(&bob_key, sizeof bob_key);
     if (!ok) {
-        fprintf(stderr, "bench_memory: gateway a: %s; gateway b: %s (logs above, and in %s)\n", why_a, why_b, dir);
+        fprintf(stderr, "bench_memory: gateway a: %s; gateway b: %s (logs above, and in %s)\n", why_a, why_b,
+                bench.dir);
         return 1;
     }
     printf("no leaks: %zu messages, both gateways exited 0\n", total);
-    remove_dir();
+    bench_remove_dir();
     return 0;
 }
 
@@ -1764,7 +1254,7 @@ opt_num(const char *arg, const char *name)
         return -1;
     v = strtol(arg + n + 1, &end, 10);
     if (*end != '\0' || v < 0 || v > 100000000)
-        die("%s: expected a number", arg);
+        bench_die("%s: expected a number", arg);
     return v;
 }
 
@@ -1773,9 +1263,9 @@ main(int argc, char **argv)
 {
     size_t tenants = TENANTS, per = PER_TENANT, messages = MESSAGES;
     int settle_s = SETTLE_S, leaks = 0, i;
-    const char *bin = getenv("NG_BIN"), *tmp = getenv("TMPDIR");
     long v;
 
+    bench_init("bench_memory", START_TIMEOUT_MS, STOP_TIMEOUT_MS);
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--leaks") == 0)
             leaks = 1;
@@ -1788,19 +1278,8 @@ main(int argc, char **argv)
         else if ((v = opt_num(argv[i], "--messages")) >= 0)
             messages = (size_t)v;
         else
-            die("usage: bench_memory [--tenants=N] [--per-tenant=N] [--settle=S] | --leaks [--messages=N]");
+            bench_die("usage: bench_memory [--tenants=N] [--per-tenant=N] [--settle=S] | --leaks [--messages=N]");
     }
-    if (bin == NULL)
-        die("NG_BIN is not set: run through make bench-memory or make leak-check");
-    snprintf(ng_bin, sizeof ng_bin, "%s", bin);
-    if (access(ng_bin, X_OK) != 0)
-        die("NG_BIN=%s: %s", bin, strerror(errno));
-    if (sodium_init() < 0)
-        die("sodium_init failed");
-    signal(SIGPIPE, SIG_IGN);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    snprintf(dir, sizeof dir, "%s/ngmem-XXXXXX", tmp != NULL ? tmp : "/tmp");
-    if (mkdtemp(dir) == NULL)
-        die("mkdtemp: %s", strerror(errno));
+    bench_begin("make bench-memory or make leak-check", "ngmem");
     return leaks ? leak_run(messages) : memory_run(tenants, per, settle_s);
 }
