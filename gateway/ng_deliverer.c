@@ -19,6 +19,7 @@ enum {
     BUCKETS = 4096,     /* in-flight counts by hash of tenant: a collision only makes a cap tighter */
     IDLE_MIN_MS = 100,  /* claim rounds while nothing comes, doubling ... */
     IDLE_MAX_MS = 1000, /* ... to this: how late a due retry may start */
+    RETRY_MIN_MS = 1000,
     FIELD_MAX = 255,
 };
 
@@ -42,6 +43,7 @@ struct ng_deliverer {
     int stopping, kicked;
     unsigned cap;    /* claimed and unfinished per tenant */
     size_t finished; /* deliveries ended since the last claim round; this thread's only */
+    size_t first;    /* the tenant the next claim round starts with */
     unsigned inflight[BUCKETS];
     struct flight *flights;
 };
@@ -216,12 +218,20 @@ claim_round(ng_deliverer *d)
     uint64_t lease = 2u * (uint64_t)cfg->delivery.timeout_ms + 10000u;
     size_t i, j, started = 0;
 
+    /*
+     * Each round starts one tenant further, and stops while the adapter has
+     * no room for a full claim: a claim it refused would be retried, and
+     * counted as an attempt, and the tenants at the end would pay for it.
+     */
+    d->first = ng_directory_count(dir) > 0 ? (d->first + 1) % ng_directory_count(dir) : 0;
     for (i = 0; i < ng_directory_count(dir); i++) {
-        const ng_dir_tenant *t = ng_directory_at(dir, i);
+        const ng_dir_tenant *t = ng_directory_at(dir, (d->first + i) % ng_directory_count(dir));
         const ng_dir_backend *b = first_active(t);
         unsigned room, used = d->inflight[ng_slot_of(t->slug, BUCKETS)];
         ng_queue_batch batch;
 
+        if (ng_deliver_pending(d->dv) + d->cap > NG_DELIVER_DEFAULT_MAX_QUEUED)
+            break;
         if (b == NULL || used >= d->cap)
             continue;
         room = d->cap - used;
@@ -270,7 +280,7 @@ on_result(void *ctx, const ng_deliver_result *r)
     ng_metrics *m = ng_gateway_metrics(d->g);
     static const char *const outcome[] = {"acked", "gone", "retry", "refused"};
     char status[8], reason[NG_QUEUE_REASON_BYTES];
-    uint64_t now = ng_parcel_now_ms(), at;
+    uint64_t now = ng_parcel_now_ms(), at, delay;
     ng_err err = NG_OK;
 
     snprintf(status, sizeof status, "%d", r->status);
@@ -301,10 +311,13 @@ on_result(void *ctx, const ng_deliver_result *r)
         flight_done(d, f);
         return;
     }
-    at = now + (uint64_t)(r->retry_after_ms >= 0
-                              ? r->retry_after_ms
-                              : ng_deliver_backoff_ms(cfg->delivery.retry_schedule_s, cfg->delivery.retry_schedule_len,
-                                                      f->attempts, randombytes_random()));
+    if (r->retry_after_ms >= 0)
+        delay = (uint64_t)r->retry_after_ms;
+    else
+        delay = (uint64_t)ng_deliver_backoff_ms(cfg->delivery.retry_schedule_s, cfg->delivery.retry_schedule_len,
+                                                f->attempts, randombytes_random());
+    /* "Retry-After: 0" (or a date already past) would spend every attempt in a moment: a second at least. */
+    at = now + (delay < RETRY_MIN_MS ? RETRY_MIN_MS : delay);
     if (f->expires_ms != 0 && at >= f->expires_ms) {
         snprintf(reason, sizeof reason, "expires before the next attempt; the last: %s", r->error);
         dead(d, f->slug, f->id, f->msg, reason, "expired", r->status);

@@ -79,7 +79,7 @@ struct ng_redis_embed {
     char sock[SOCK_BYTES];
     char url[SOCK_BYTES + 5];
     ng_redis_embed_fsync fsync;
-    int lock_fd;
+    int lock_fd, owner_fd;
     pid_t orphan_stopped;
     pthread_t thread;
 
@@ -275,72 +275,47 @@ link_of(char *out, size_t cap, const char *fmt, long pid, int fd)
     return 0;
 }
 
-/* The parent pid of pid, from /proc; 0 if it cannot be read. */
-static long
-parent_of(long pid)
-{
-    char path[64], buf[512], *p;
-    long ppid = 0;
-    ssize_t n;
-    int fd;
-
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    /* "pid (comm) state ppid ...": comm may hold spaces and parentheses, so from the last ')'. */
-    p = strrchr(buf, ')');
-    if (p == NULL || sscanf(p + 1, " %*c %ld", &ppid) != 1)
-        return 0;
-    return ppid;
-}
-
 /*
- * Whether pid is a redis-server that a killed gateway left holding this
- * directory's lock: the program we would run (Debian's redis-server is a
- * link to redis-check-rdb, so compared resolved), holding our lock file as
- * the child's lock descriptor, with a parent that is not a process of this
- * program. A live gateway's server has that gateway as its parent and is
- * left alone.
+ * Whether pid is the redis-server that holds this directory's lock: the
+ * program we would run (Debian's redis-server is a link to redis-check-rdb,
+ * so compared resolved), with our lock file as the child's lock
+ * descriptor. Anything else, or anything /proc will not tell, is not ours
+ * to stop.
  */
 static int
-orphan(const ng_redis_embed *e, long pid, const char *lock_path)
+our_server(const ng_redis_embed *e, long pid, const char *lock_path)
 {
-    char exe[PATH_MAX], ours[PATH_MAX], self[PATH_MAX], held[PATH_MAX], parent[PATH_MAX];
-    long ppid = parent_of(pid);
+    char exe[PATH_MAX], ours[PATH_MAX], held[PATH_MAX];
 
-    if (ppid <= 0 || link_of(exe, sizeof exe, "/proc/%ld/exe", pid, 0) != 0 || realpath(e->exe, ours) == NULL ||
+    if (link_of(exe, sizeof exe, "/proc/%ld/exe", pid, 0) != 0 || realpath(e->exe, ours) == NULL ||
         strcmp(exe, ours) != 0)
         return 0;
-    if (link_of(held, sizeof held, "/proc/%ld/fd/%d", pid, CHILD_LOCK_FD) != 0 || strcmp(held, lock_path) != 0)
-        return 0;
-    if (link_of(self, sizeof self, "/proc/self/exe", 0, 0) != 0)
-        return 0;
-    return link_of(parent, sizeof parent, "/proc/%ld/exe", ppid, 0) != 0 || strcmp(parent, self) != 0;
+    return link_of(held, sizeof held, "/proc/%ld/fd/%d", pid, CHILD_LOCK_FD) == 0 && strcmp(held, lock_path) == 0;
 }
 
 /*
- * SIGTERM (a clean shutdown writes the AOF), SIGKILL after
- * NG_REDIS_EMBED_STOP_MS, until the lock on fd is ours: 0 then. The lock,
- * not the process, is what is waited for: an orphan that exited may stay a
- * zombie for long where nothing reaps (a container without an init).
+ * SIGTERM (a clean shutdown writes the AOF; SIGCONT in case it was stopped),
+ * SIGKILL after NG_REDIS_EMBED_STOP_MS, until the lock on fd is ours: 0
+ * then. The lock, not the process, is what is waited for: an orphan that
+ * exited may stay a zombie for long where nothing reaps (a container without
+ * an init). Nobody else can take the lock meanwhile: we hold the owner lock.
  */
 static int
-stop_orphan(long pid, int fd, struct flock *fl)
+stop_orphan(long pid, int fd)
 {
     int i, steps = NG_REDIS_EMBED_STOP_MS / POLL_MS;
+    struct flock fl;
 
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
     if (kill((pid_t)pid, SIGTERM) != 0 && errno != ESRCH)
         return -1;
+    kill((pid_t)pid, SIGCONT);
     for (i = 0; i < 2 * steps; i++) {
         struct timespec ts = {0, POLL_MS * 1000000L};
 
-        if (fcntl(fd, LOCK_CMD, fl) == 0)
+        if (fcntl(fd, LOCK_CMD, &fl) == 0)
             return 0;
         if (i == steps)
             kill((pid_t)pid, SIGKILL);
@@ -349,57 +324,89 @@ stop_orphan(long pid, int fd, struct flock *fl)
     return -1;
 }
 
-static ng_err
-take_lock(ng_redis_embed *e, char *err, size_t errlen)
+/*
+ * Opens dir/name, above the descriptors a child's file actions rewrite, and
+ * tries its lock: 0 when taken, EAGAIN when another holds it (*fd open in
+ * both cases), else an errno (nothing open).
+ */
+static int
+try_lock(const ng_redis_embed *e, const char *name, char path[PATH_MAX], int *fd)
 {
-    char path[PATH_MAX];
     struct flock fl;
-    int fd, saved;
+    int saved;
 
-    if (join(path, sizeof path, e->dir, "lock") != 0)
-        return fail(err, errlen, NG_ERR_TOO_LARGE, "%s/lock: path too long", e->dir);
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
-        return fail(err, errlen, NG_ERR_IO, "%s: %s", path, strerror(errno));
-    if (fd < LOCK_FD_MIN) {
-        int high = fcntl(fd, F_DUPFD_CLOEXEC, LOCK_FD_MIN);
+    if (join(path, PATH_MAX, e->dir, name) != 0)
+        return ENAMETOOLONG;
+    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (*fd < 0)
+        return errno;
+    if (*fd < LOCK_FD_MIN) {
+        int high = fcntl(*fd, F_DUPFD_CLOEXEC, LOCK_FD_MIN);
 
         saved = errno;
-        close(fd);
+        close(*fd);
         if (high < 0)
-            return fail(err, errlen, NG_ERR_IO, "%s: %s", path, strerror(saved));
-        fd = high;
+            return saved;
+        *fd = high;
     }
     memset(&fl, 0, sizeof fl);
     fl.l_type = F_WRLCK;
     fl.l_whence = SEEK_SET;
-    /*
-     * A gateway killed with SIGKILL leaves its server running, holding the
-     * lock: stopped here, so that a crashed gateway restarts by itself.
-     */
-    if (fcntl(fd, LOCK_CMD, &fl) != 0 && (errno == EAGAIN || errno == EACCES)) {
-        long pid = read_pidfile(e->pidfile);
+    if (fcntl(*fd, LOCK_CMD, &fl) == 0)
+        return 0;
+    saved = errno == EACCES ? EAGAIN : errno;
+    if (saved != EAGAIN)
+        close(*fd);
+    return saved;
+}
 
-        if (pid > 0 && orphan(e, pid, path) && stop_orphan(pid, fd, &fl) == 0)
-            e->orphan_stopped = (pid_t)pid;
+/*
+ * Two locks. "owner" is held by the process that runs the server (the
+ * gateway, or a CLI command) and by nothing else: close-on-exec, never
+ * inherited. "lock" is held by it and inherited by the server. So with the
+ * owner lock free and "lock" held, the holder can only be a server whose
+ * gateway died (killed with SIGKILL): it is stopped, and a crashed gateway
+ * restarts by itself. With the owner lock held, a noisegate runs here, and
+ * nothing is touched.
+ */
+static ng_err
+take_lock(ng_redis_embed *e, char *err, size_t errlen)
+{
+    char owner[PATH_MAX], path[PATH_MAX];
+    int ofd = -1, fd = -1, rc;
+    long pid;
+
+    rc = try_lock(e, "owner", owner, &ofd);
+    if (rc == EAGAIN) {
+        close(ofd);
+        return fail(err, errlen, NG_ERR_EXISTS, "another noisegate owns this data directory's Redis (%s is locked)",
+                    owner);
     }
-    if (e->orphan_stopped == 0 && fcntl(fd, LOCK_CMD, &fl) != 0) {
-        saved = errno;
-        close(fd);
-        if (saved == EAGAIN || saved == EACCES) {
-            long pid = read_pidfile(e->pidfile);
-
-            if (pid > 0)
-                return fail(err, errlen, NG_ERR_EXISTS,
-                            "another noisegate owns this data directory's Redis (%s is locked; if no noisegate runs, "
-                            "redis-server pid %ld of redis.pid was left by one that was killed: stop it)",
-                            path, pid);
-            return fail(err, errlen, NG_ERR_EXISTS, "another noisegate owns this data directory's Redis (%s is locked)",
-                        path);
+    if (rc != 0)
+        return fail(err, errlen, rc == ENAMETOOLONG ? NG_ERR_TOO_LARGE : NG_ERR_IO, "%s/owner: cannot lock: %s", e->dir,
+                    strerror(rc));
+    rc = try_lock(e, "lock", path, &fd);
+    if (rc == EAGAIN) {
+        pid = read_pidfile(e->pidfile);
+        if (pid > 0 && our_server(e, pid, path) && stop_orphan(pid, fd) == 0) {
+            e->orphan_stopped = (pid_t)pid;
+            rc = 0;
+        } else {
+            close(fd);
+            close(ofd);
+            return fail(err, errlen, NG_ERR_EXISTS,
+                        "%s is held, though no noisegate owns this data directory, by a process that is not the "
+                        "redis-server of redis.pid (%ld) or did not stop: stop it",
+                        path, pid);
         }
-        return fail(err, errlen, NG_ERR_IO, "%s: cannot lock: %s", path, strerror(saved));
+    }
+    if (rc != 0) {
+        close(ofd);
+        return fail(err, errlen, rc == ENAMETOOLONG ? NG_ERR_TOO_LARGE : NG_ERR_IO, "%s/lock: cannot lock: %s", e->dir,
+                    strerror(rc));
     }
     e->lock_fd = fd;
+    e->owner_fd = ofd;
     return NG_OK;
 }
 
@@ -799,6 +806,10 @@ release(ng_redis_embed *e)
     if (e->lock_fd >= 0)
         close(e->lock_fd);
     e->lock_fd = -1;
+    /* Last: while "lock" is held, the owner lock must be too (see take_lock). */
+    if (e->owner_fd >= 0)
+        close(e->owner_fd);
+    e->owner_fd = -1;
 }
 
 static void
@@ -806,6 +817,8 @@ destroy(ng_redis_embed *e)
 {
     if (e->lock_fd >= 0)
         close(e->lock_fd);
+    if (e->owner_fd >= 0)
+        close(e->owner_fd);
     pthread_cond_destroy(&e->cv);
     pthread_mutex_destroy(&e->mu);
     free(e);
@@ -853,6 +866,7 @@ ng_redis_embed_start(ng_redis_embed **out, const char *data_dir, ng_redis_embed_
         return fail(err, errlen, NG_ERR_NOMEM, "embedded redis: cannot create a mutex");
     }
     e->lock_fd = -1;
+    e->owner_fd = -1;
     e->fsync = fsync;
     e->state = NG_REDIS_EMBED_STARTING;
 

@@ -16,10 +16,11 @@
  * over the same AOF. The next start stops such an orphan (SIGTERM, so it
  * writes its AOF; SIGKILL after NG_REDIS_EMBED_STOP_MS) and goes on, so a
  * crashed gateway restarts by itself. An orphan is told apart from a live
- * gateway's server through /proc: the redis-server of redis.pid holds this
- * directory's lock file as its descriptor 3, and its parent is not a
- * process of this same executable. Anything else holding the lock is
- * refused (NG_ERR_EXISTS).
+ * gateway's server by a second lock, <data_dir>/redis/owner, which the
+ * gateway holds and its server does not inherit: "lock" held with "owner"
+ * free means the owner died. Even then only the redis-server of redis.pid
+ * that holds this directory's lock file as its descriptor 3 (per /proc) is
+ * stopped; anything else is refused (NG_ERR_EXISTS).
  *
  * Supervision: a thread waits on the server's pid (waitid on that pid only,
  * no SIGCHLD handler, so other children of the process are left alone) and

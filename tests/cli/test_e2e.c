@@ -415,6 +415,7 @@ test_retry(void **state)
 {
     msg m = {.from = &alice, .to = &bob, .content_type = "text/plain", .subject = "retry-1"};
     msg ra = {.from = &alice, .to = &bob, .content_type = "text/plain", .subject = "retry-after-1"};
+    msg now = {.from = &alice, .to = &bob, .content_type = "text/plain", .subject = "retry-after-0"};
     const hit *h[4];
     long long ts[3];
     long gap;
@@ -425,10 +426,15 @@ test_retry(void **state)
     /* A 503 with Retry-After: 3 overrides the 1 s of the schedule. */
     RULE(&bob.sink, "retry-after-1", 204, 503);
     sink_retry_after(&bob.sink, "retry-after-1", "3");
+    /* Retry-After: 0 asks for no wait at all: a second still, or the attempts would all be spent at once. */
+    RULE(&bob.sink, "retry-after-0", 204, 503, 503);
+    sink_retry_after(&bob.sink, "retry-after-0", "0");
     text_body(&m, "retried");
     text_body(&ra, "retried after");
+    text_body(&now, "retried at once, asked the backend");
     send_msg(&m);
     send_msg(&ra);
+    send_msg(&now);
     WAIT_HITS(&bob.sink, m.id, 3, DELIVERY_WAIT_MS + 10000);
     WAIT_HITS(&bob.sink, ra.id, 2, DELIVERY_WAIT_MS + 10000);
     WAIT_QUEUE(&bob, 0, -1, 5000);
@@ -467,6 +473,16 @@ test_retry(void **state)
     if (gap < 2950 || gap > 3000 + CLAIM_IDLE_MS + 800)
         fail_msg("after a 503 with Retry-After: 3, the retry came %ld ms later", gap);
     settle(ra.id, 2, 1);
+
+    WAIT_HITS(&bob.sink, now.id, 3, DELIVERY_WAIT_MS);
+    assert_int_equal(sink_find(&bob.sink, now.id, h, 4), 3);
+    assert_int_equal(h[2]->status, 204);
+    for (i = 1; i < 3; i++) {
+        gap = h[i]->t_ms - h[i - 1]->t_ms;
+        if (gap < 950)
+            fail_msg("after a 503 with Retry-After: 0, retry %d came %ld ms later, not a second", i, gap);
+    }
+    settle(now.id, 3, 1);
 }
 
 /* ==== 4. dead letters, and their replay ==== */
