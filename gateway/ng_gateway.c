@@ -28,7 +28,7 @@ enum {
     RELOAD_EVERY_MS = 1000,
     DEPTH_EVERY = 10, /* reload checks between two queue depth counts: one XLEN pair per tenant each */
     SS_CACHE_ENTRIES = 4096,
-    POOL_EXTRA = 8, /* handles beyond the listener's threads: pollers, deliverers, the reloader */
+    POOL_EXTRA = 12, /* handles beyond the listener's threads: pollers, deliverers, the reloader, the admin's 4 */
 };
 
 struct ng_gateway {

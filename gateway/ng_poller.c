@@ -176,20 +176,21 @@ parse_listing(const ng_curlbuf *b, ng_queue_batch *out)
     {
         const char *id = json_string_value(json_object_get(e, "id"));
         const char *b64 = json_string_value(json_object_get(e, "parcel"));
+        /* Not strlen: a "\u0000" would cut the text short, and what follows it would go unchecked. */
+        size_t b64_len = json_string_length(json_object_get(e, "parcel")), len, cap;
         ng_queue_item *it = &out->items[out->n];
-        size_t len, cap;
 
         if (id == NULL || b64 == NULL || strlen(id) >= NG_QUEUE_ID_BYTES) {
             err = NG_ERR_PARSE;
             break;
         }
-        cap = strlen(b64) / 4 * 3 + 3;
+        cap = b64_len / 4 * 3 + 3;
         it->data = malloc(cap);
         if (it->data == NULL) {
             err = NG_ERR_NOMEM;
             break;
         }
-        if (ng_b64_decode(it->data, cap, &len, b64, strlen(b64), sodium_base64_VARIANT_ORIGINAL) != NG_OK) {
+        if (ng_b64_decode(it->data, cap, &len, b64, b64_len, sodium_base64_VARIANT_ORIGINAL) != NG_OK) {
             free(it->data);
             it->data = NULL;
             err = NG_ERR_PARSE;

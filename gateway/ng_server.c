@@ -307,7 +307,8 @@ ng_server_threads(unsigned configured)
 
     if (configured > 0)
         return configured;
-    return n > 1 ? 4u * (unsigned)n : 4u;
+    /* No more than listen.threads may say. */
+    return n > 64 ? 256u : n > 1 ? 4u * (unsigned)n : 4u;
 }
 
 ng_err
