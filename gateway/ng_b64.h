@@ -17,7 +17,8 @@
 /*
  * in[0..in_len) into out (cap bytes); the length in *out_len. variant is a
  * sodium_base64_VARIANT_*. NG_ERR_PARSE for text that is not all base64 of
- * that variant or does not fit in cap.
+ * that variant or does not fit in cap; out is then all zero, whatever had
+ * decoded before the error (it may have been most of a secret).
  */
 NG_MUST_CHECK ng_err ng_b64_decode(uint8_t *out, size_t cap, size_t *out_len, const char *in, size_t in_len,
                                    int variant);

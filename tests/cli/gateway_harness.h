@@ -531,23 +531,7 @@ stop_pid(pid_t pid, int sig, long ms)
 static inline pid_t
 spawn_serve(const gateway *g)
 {
-    const char *argv[] = {ng_bin, "serve", "--config", g->cfg, NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    pid_t pid;
-    int rc;
-
-    assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-    assert_int_equal(posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0), 0);
-    assert_int_equal(posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0), 0);
-    assert_int_equal(posix_spawn_file_actions_addopen(&fa, 2, g->log, O_WRONLY | O_CREAT | O_APPEND, 0600), 0);
-    spawn_attr(&attr);
-    rc = posix_spawn(&pid, ng_bin, &fa, &attr, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0)
-        fail_msg("posix_spawn %s: %s", ng_bin, strerror(rc));
-    return pid;
+    return spawn_bg(ARGS("serve", "--config", g->cfg), g->log);
 }
 
 /*
@@ -1286,6 +1270,28 @@ connect_tenants(tenant *from, tenant *const *all, size_t n)
         GCLI(from->g, "peer", "import", from->slug, export_params(x->g, x->slug, NULL), "--name", x->slug);
         GCLI(x->g, "peer", "import", x->slug, params, "--name", from->slug);
     }
+}
+
+/*
+ * The end of a suite (group teardown): the gateways and their embedded
+ * redis-servers gone, the tenants' sinks let go of and stopped, what the
+ * tests kept freed, and dir removed (unless NG_KEEP). Both lists end with
+ * NULL; what else a suite started is its own to stop first.
+ */
+static inline int
+suite_teardown(const char *dir, gateway *const *gateways, tenant *const *tenants)
+{
+    size_t i;
+
+    for (i = 0; gateways[i] != NULL; i++)
+        kill_gateway(gateways[i]);
+    for (i = 0; tenants[i] != NULL; i++) {
+        sink_release(&tenants[i]->sink);
+        sink_stop(&tenants[i]->sink);
+    }
+    blobs_free();
+    keep_free();
+    return remove_temp_dir(dir);
 }
 
 /* POST /v1/tenants/{from}/messages, signed v1 by from's backend; extra headers "Name: value". */

@@ -231,16 +231,8 @@ static int
 group_teardown(void **state)
 {
     (void)state;
-    kill_gateway(&gw_a);
-    kill_gateway(&gw_b);
-    sink_release(&alice.sink);
-    sink_release(&bob.sink);
-    sink_stop(&alice.sink);
-    sink_stop(&bob.sink);
     nginx_server_stop(&store);
-    blobs_free();
-    keep_free();
-    return remove_temp_dir(dir);
+    return suite_teardown(dir, (gateway *const[]){&gw_a, &gw_b, NULL}, (tenant *const[]){&alice, &bob, NULL});
 }
 
 /* ==== 1. through the storage: stored as the design says, read once, delivered once ==== */

@@ -300,19 +300,9 @@ static int
 group_teardown(void **state)
 {
     (void)state;
-    kill_gateway(&gw_a);
-    kill_gateway(&gw_b);
-    kill_gateway(&gw_c);
-    sink_release(&alice.sink);
-    sink_release(&bob.sink);
-    sink_release(&carol.sink);
-    sink_stop(&alice.sink);
-    sink_stop(&bob.sink);
-    sink_stop(&carol.sink);
     redis_server_stop(&shared);
-    blobs_free();
-    keep_free();
-    return remove_temp_dir(dir);
+    return suite_teardown(dir, (gateway *const[]){&gw_a, &gw_b, &gw_c, NULL},
+                          (tenant *const[]){&alice, &bob, &carol, NULL});
 }
 
 /* ==== 1. redis:// outboxes in connection parameters: the forms taken and refused ==== */

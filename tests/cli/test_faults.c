@@ -93,18 +93,8 @@ group_setup(void **state)
 static int
 group_teardown(void **state)
 {
-    size_t i;
-
     (void)state;
-    kill_gateway(&gw_a);
-    kill_gateway(&gw_b);
-    for (i = 0; i < sizeof tenants / sizeof tenants[0]; i++) {
-        sink_release(&tenants[i]->sink);
-        sink_stop(&tenants[i]->sink);
-    }
-    blobs_free();
-    keep_free();
-    return remove_temp_dir(dir);
+    return suite_teardown(dir, (gateway *const[]){&gw_a, &gw_b, NULL}, (tenant *const[]){&alice, &bob, &bob2, NULL});
 }
 
 /* ---- load with faults injected from a thread ---- */

@@ -192,32 +192,6 @@ random_key_line(char out[64])
 
 /* ---- running the binary ---- */
 
-/* Starts the binary without waiting: stdin and stdout /dev/null, stderr appended to err_file (or /dev/null). */
-static pid_t
-spawn_bg(const char *const *args, const char *err_file)
-{
-    const char *argv[MAX_ARGS + 2];
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    pid_t pid;
-    int rc;
-
-    fill_argv(argv, args);
-    assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-    assert_int_equal(posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0), 0);
-    assert_int_equal(posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0), 0);
-    assert_int_equal(posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, err_file ? err_file : "/dev/null",
-                                                      O_WRONLY | O_CREAT | O_APPEND, 0644),
-                     0);
-    spawn_attr(&attr);
-    rc = posix_spawn(&pid, ng_bin, &fa, &attr, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0)
-        fail_msg("posix_spawn %s: %s", ng_bin, strerror(rc));
-    return pid;
-}
-
 static void
 av_push(argv_buf *a, const char *const *args)
 {

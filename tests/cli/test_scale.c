@@ -106,20 +106,10 @@ group_setup(void **state)
 static int
 group_teardown(void **state)
 {
-    int i;
-
     (void)state;
-    kill_gateway(&gw_a);
-    for (i = 0; i < PROCESSES; i++)
-        kill_gateway(&gw_b[i]);
-    sink_release(&alice.sink);
-    sink_release(&bob.sink);
-    sink_stop(&alice.sink);
-    sink_stop(&bob.sink);
     redis_server_stop(&shared);
-    blobs_free();
-    keep_free();
-    return remove_temp_dir(dir);
+    return suite_teardown(dir, (gateway *const[]){&gw_a, &gw_b[0], &gw_b[1], &gw_b[2], NULL},
+                          (tenant *const[]){&alice, &bob, NULL});
 }
 
 static double

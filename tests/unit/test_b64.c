@@ -59,6 +59,12 @@ test_refused(void **state)
     /* A NUL inside the given length is not base64 either. */
     assert_int_equal(ng_b64_decode(out, sizeof out, &len, "aGk/\0aGk/", 9, sodium_base64_VARIANT_ORIGINAL),
                      NG_ERR_PARSE);
+    /* A refusal after most of the text decoded leaves nothing of it behind: eight good bytes, then junk. */
+    memset(out, 0xaa, sizeof out);
+    assert_int_equal(decode("aGk/aGk/aGk/!", sodium_base64_VARIANT_ORIGINAL, out, sizeof out, &len), NG_ERR_PARSE);
+    for (i = 0; i < sizeof out; i++)
+        if (out[i] != 0)
+            fail_msg("byte %zu of the output is %#x after a refusal", i, out[i]);
     /* Six bytes do not fit in five. */
     assert_int_equal(decode("aGk/aGk/", sodium_base64_VARIANT_ORIGINAL, out, 5, &len), NG_ERR_PARSE);
     assert_int_equal(len, 0);
