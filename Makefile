@@ -141,17 +141,18 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(ENV_SRC) $(wildcard envelope/*.h tests/
 
 # fuzz_submit also needs the request parser from gateway/ and jansson (an
 # explicit rule, so it wins over the pattern rule above).
-build/fuzz/fuzz_submit: tests/fuzz/fuzz_submit.c gateway/ng_submit.c gateway/ng_submit.h gateway/ng_b64.c $(ENV_SRC) \
+FUZZ_SUBMIT_SRC := gateway/ng_submit.c gateway/ng_b64.c gateway/ng_jsonload.c
+build/fuzz/fuzz_submit: tests/fuzz/fuzz_submit.c $(FUZZ_SUBMIT_SRC) gateway/ng_submit.h gateway/ng_jsonload.h $(ENV_SRC) \
                         $(wildcard envelope/*.h tests/fuzz/*.h)
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -Igateway $(shell pkg-config --cflags jansson) -o $@ $< gateway/ng_submit.c gateway/ng_b64.c $(ENV_SRC) \
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Igateway $(shell pkg-config --cflags jansson) -o $@ $< $(FUZZ_SUBMIT_SRC) $(ENV_SRC) \
 	  $(shell pkg-config --libs libsodium jansson) -lpthread
 
 # The parsers outside envelope/ (connection parameters, webhook headers, the
 # admin and pairing bodies, PROPFIND replies, configuration files) need most
 # of the core: their targets link an archive of it built with the fuzz flags
 # (a static pattern rule, so it wins over the pattern rule above).
-FUZZ_CORE_TARGETS := params webhook jsonbody propfind config
+FUZZ_CORE_TARGETS := params webhook jsonbody propfind config jsonload
 FUZZ_CORE_FLAGS := -Ivault -Iqueue -Ibackend-adapters -Igateway $(shell pkg-config --cflags $(PKGS))
 FUZZ_CORE := build/fuzz/libcore.a
 build/fuzz/obj/%.o: %.c

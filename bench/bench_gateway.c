@@ -10,7 +10,10 @@
  *   accepted      POST /v1/tenants/alice/messages to carol, signed v1 here
  *                 (a fresh webhook-id each), 32 keep-alive connections
  *                 through libcurl multi, closed loop: 202s a second and the
- *                 p50/p99 latency of the 202.
+ *                 p50/p99 latency of the 202. Then again with gateway a's
+ *                 threads on CPU 0 alone and every other process on the
+ *                 other CPUs: the figure held to the seal rate of one core
+ *                 (pin_gateway_a says why).
  *   end to end    the same to bob: b polls a's outbox, opens, delivers to
  *                 the sink (libmicrohttpd in this process), which notes the
  *                 arrival of each webhook-id; latency is arrival minus the
@@ -21,8 +24,10 @@
  *                 a steady pace, since at saturation it only measures how
  *                 long the backlog grew.
  *   baselines     (1) ng_parcel_seal X with an ss cache, as the gateway
- *                 seals, on 1 thread and on one thread per core (the fair
- *                 one: the gateway seals on its libmicrohttpd pool);
+ *                 seals, on 1 thread on CPU 0 (compared with the accept
+ *                 rate on one core) and on one thread per core (printed:
+ *                 the machine's seal rate, which the generator and Redis
+ *                 share with the gateway in the unpinned run);
  *                 (2) redis-benchmark XADD -c 50 -P 1 on gateway a's own
  *                 redis-server; (3) a trivial libmicrohttpd handler with the
  *                 gateway's threading (epoll, a pool of one thread per core)
@@ -38,8 +43,11 @@
  * (configurations, logs, data). Exits 0 whether the target is met or not,
  * 1 if the setup fails or a run gets answers other than 202.
  */
+#define _GNU_SOURCE /* sched_setaffinity and cpu_set_t, to give gateway a one core of its own */
+#include <dirent.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -360,6 +368,7 @@ load_run(struct load *l)
 
 struct sealer {
     ng_seal_params sp;
+    int cpu; /* the one CPU to seal on, -1 for any */
     uint8_t *out;
     size_t cap;
     unsigned long n;
@@ -373,6 +382,15 @@ seal_loop(void *arg)
     uint64_t t0 = bench_now_ns(), until = t0 + (uint64_t)(seal_s * 1e9), t = t0;
     size_t len;
 
+    if (s->cpu >= 0) {
+        cpu_set_t set;
+
+        CPU_ZERO(&set);
+        CPU_SET(s->cpu, &set);
+        if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0)
+            bench_die("pthread_setaffinity_np failed");
+        t0 = t = bench_now_ns(), until = t0 + (uint64_t)(seal_s * 1e9);
+    }
     while (t < until) {
         int i;
 
@@ -388,9 +406,9 @@ seal_loop(void *arg)
 }
 
 /* Seals a second on `threads` threads, as the gateway seals: X, default suite, the meta it writes, one shared ss
- * cache. */
+ * cache; on CPU cpu alone if it is not -1. */
 static double
-seal_rate(const ng_seal_params *sp, unsigned threads)
+seal_rate(const ng_seal_params *sp, unsigned threads, int cpu)
 {
     struct sealer s[MAX_THREADS];
     pthread_t t[MAX_THREADS];
@@ -400,6 +418,7 @@ seal_rate(const ng_seal_params *sp, unsigned threads)
     for (i = 0; i < threads; i++) {
         memset(&s[i], 0, sizeof s[i]);
         s[i].sp = *sp;
+        s[i].cpu = cpu;
         s[i].cap = ng_parcel_sealed_size(sp);
         s[i].out = bench_xmalloc(s[i].cap);
         if (pthread_create(&t[i], NULL, seal_loop, &s[i]) != 0)
@@ -562,6 +581,59 @@ procs_print(const struct procs *ps, const char *what, const char *size, long cor
            100 * ps->cpu_s[N_PROCS - 1] / ps->wall_s);
 }
 
+/* ---- one core for gateway a ---- */
+
+/*
+ * The seal rate is a figure for one core, and on a small machine the load
+ * generator and the Redis servers take cores the gateway would otherwise
+ * seal on. So the accept rate that is held to the seal rate is measured with
+ * gateway a's threads on CPU 0 and everything else on the other CPUs: what
+ * the gateway does with one core against what sealing does with one core.
+ */
+static void
+pin_tasks(pid_t pid, const cpu_set_t *set)
+{
+    char path[64];
+    struct dirent *d;
+    DIR *dir;
+
+    snprintf(path, sizeof path, "/proc/%ld/task", (long)pid);
+    dir = opendir(path);
+    if (dir == NULL)
+        return;
+    while ((d = readdir(dir)) != NULL) {
+        long tid = strtol(d->d_name, NULL, 10);
+
+        if (tid > 0 && sched_setaffinity((pid_t)tid, sizeof *set, set) != 0)
+            bench_die("sched_setaffinity failed");
+    }
+    closedir(dir);
+}
+
+/* pinned: gateway a on CPU 0, the rest on CPUs 1..cores-1; else everything on every CPU. */
+static void
+pin_gateway_a(int pinned, long cores)
+{
+    cpu_set_t one, rest, all;
+    pid_t others[] = {bench_redis_pid(&gw_a), gw_b.pid, bench_redis_pid(&gw_b), getpid()};
+    size_t i;
+    long c;
+
+    CPU_ZERO(&one);
+    CPU_ZERO(&rest);
+    CPU_ZERO(&all);
+    CPU_SET(0, &one);
+    for (c = 0; c < cores && c < CPU_SETSIZE; c++) {
+        CPU_SET((int)c, &all);
+        if (c > 0)
+            CPU_SET((int)c, &rest);
+    }
+    pin_tasks(gw_a.pid, pinned ? &one : &all);
+    for (i = 0; i < sizeof others / sizeof others[0]; i++)
+        if (others[i] > 0)
+            pin_tasks(others[i], pinned ? &rest : &all);
+}
+
 /* ---- end to end ---- */
 
 static int
@@ -622,9 +694,10 @@ e2e_collect(const struct load *l, struct e2e *e)
 
 struct figures {
     double accepted[REPS], p50[REPS], p99[REPS];
+    double accepted1[REPS], p50_1[REPS], p99_1[REPS]; /* gateway a on one core */
     double e2e[REPS], e2e_p50[REPS], e2e_p99[REPS], paced[REPS];
     double seal1[REPS], sealn[REPS], xadd[REPS], trivial[REPS];
-    double r_seal[REPS], r_xadd[REPS], r_trivial[REPS];
+    double r_seal[REPS], r_seal1[REPS], r_xadd[REPS], r_trivial[REPS];
     size_t lost;
 };
 
@@ -653,7 +726,7 @@ main(void)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned threads = cores > 0 ? (unsigned)(cores < MAX_THREADS ? cores : MAX_THREADS) : 1;
     struct figures fig[N_SIZES];
-    struct procs cpu_accept[N_SIZES], cpu_e2e[N_SIZES];
+    struct procs cpu_accept[N_SIZES], cpu_pinned[N_SIZES], cpu_e2e[N_SIZES];
     struct MHD_Daemon *trivial;
     int trivial_port, rep;
     ng_keypair recipient, sender;
@@ -719,6 +792,7 @@ main(void)
         bodies_carol[si] = make_body("carol", sizes[si], &len_carol[si]);
         bodies_bob[si] = make_body("bob", sizes[si], &len_bob[si]);
         procs_init(&cpu_accept[si]);
+        procs_init(&cpu_pinned[si]);
         procs_init(&cpu_e2e[si]);
     }
 
@@ -788,6 +862,19 @@ main(void)
             f->p50[rep] = quantile(l.lat_ms, l.nlat, 0.50);
             f->p99[rep] = quantile(l.lat_ms, l.nlat, 0.99);
 
+            /* Accepted again, gateway a given CPU 0 alone (pin_gateway_a). */
+            if (cores > 1) {
+                pin_gateway_a(1, cores);
+                procs_sample(&cpu_pinned[si], before);
+                t_before = bench_now_ns();
+                load_run(&l);
+                procs_add(&cpu_pinned[si], before, t_before, (double)l.ok);
+                pin_gateway_a(0, cores);
+                f->accepted1[rep] = (double)l.ok / l.elapsed;
+                f->p50_1[rep] = quantile(l.lat_ms, l.nlat, 0.50);
+                f->p99_1[rep] = quantile(l.lat_ms, l.nlat, 0.99);
+            }
+
             /* Baselines: redis-benchmark on a's redis-server, and sealing. */
             f->xadd[rep] = xadd_rate(sock, sizes[si]);
             memset(&sp, 0, sizeof sp);
@@ -800,8 +887,8 @@ main(void)
             sp.body_len = sizes[si];
             sp.ttl_ms = 86400000u;
             sp.cache = cache;
-            f->seal1[rep] = seal_rate(&sp, 1);
-            f->sealn[rep] = seal_rate(&sp, threads);
+            f->seal1[rep] = seal_rate(&sp, 1, cores > 1 ? 0 : -1);
+            f->sealn[rep] = seal_rate(&sp, threads, -1);
 
             /*
              * End to end at saturation: a closed loop to bob of about e2e_s
@@ -840,12 +927,14 @@ main(void)
             free(l.sent);
 
             f->r_seal[rep] = f->accepted[rep] / f->sealn[rep];
+            f->r_seal1[rep] = (cores > 1 ? f->accepted1[rep] : f->accepted[rep]) / f->seal1[rep];
             f->r_xadd[rep] = f->xadd[rep] > 0 ? f->accepted[rep] / f->xadd[rep] : 0;
             f->r_trivial[rep] = f->accepted[rep] / f->trivial[rep];
-            printf("run %d, %-5s: accepted %7.0f/s (p50 %.2f ms, p99 %.2f ms), end to end %6.0f/s (p50 %.1f ms, "
-                   "p99 %.1f ms at %.0f/s); seal %.0f/s x1, %.0f/s x%u; XADD %.0f/s; trivial handler %.0f/s\n",
-                   rep + 1, size_names[si], f->accepted[rep], f->p50[rep], f->p99[rep], f->e2e[rep], f->e2e_p50[rep],
-                   f->e2e_p99[rep], f->paced[rep], f->seal1[rep], f->sealn[rep], threads, f->xadd[rep],
+            printf("run %d, %-5s: accepted %7.0f/s (p50 %.2f ms, p99 %.2f ms), on one core %7.0f/s, end to end "
+                   "%6.0f/s (p50 %.1f ms, p99 %.1f ms at %.0f/s); seal %.0f/s x1, %.0f/s x%u; XADD %.0f/s; trivial "
+                   "handler %.0f/s\n",
+                   rep + 1, size_names[si], f->accepted[rep], f->p50[rep], f->p99[rep], f->accepted1[rep], f->e2e[rep],
+                   f->e2e_p50[rep], f->e2e_p99[rep], f->paced[rep], f->seal1[rep], f->sealn[rep], threads, f->xadd[rep],
                    f->trivial[rep]);
             fflush(stdout);
         }
@@ -859,6 +948,11 @@ main(void)
     ROW("accepted (202) per second", "%14.0f", accepted);
     ROW("  202 latency p50, ms", "%14.2f", p50);
     ROW("  202 latency p99, ms", "%14.2f", p99);
+    if (cores > 1) {
+        ROW("accepted per second, gateway a on one core", "%14.0f", accepted1);
+        ROW("  202 latency p50, ms", "%14.2f", p50_1);
+        ROW("  202 latency p99, ms", "%14.2f", p99_1);
+    }
     ROW("end to end per second (saturated)", "%14.0f", e2e);
     ROW("  end-to-end latency p50, ms (at half rate)", "%14.1f", e2e_p50);
     ROW("  end-to-end latency p99, ms (at half rate)", "%14.1f", e2e_p99);
@@ -868,15 +962,18 @@ main(void)
            median(fig[0].sealn, REPS), median(fig[1].sealn, REPS));
     ROW("baseline: redis-benchmark XADD -c 50, per second", "%14.0f", xadd);
     ROW("baseline: trivial MHD handler, per second", "%14.0f", trivial);
-    ROW("ratio accepted / seal (all cores)", "%14.2f", r_seal);
+    ROW(cores > 1 ? "ratio accepted (one core) / seal (1 thread)" : "ratio accepted / seal (1 thread)", "%14.2f",
+        r_seal1);
+    if (threads > 1)
+        ROW("ratio accepted / seal (all cores)", "%14.2f", r_seal);
     ROW("ratio accepted / XADD", "%14.2f", r_xadd);
     ROW("ratio accepted / trivial handler", "%14.2f", r_trivial);
 #undef ROW
     for (si = 0; si < N_SIZES; si++) {
         const struct figures *f = &fig[si];
-        double ms = median(f->sealn, REPS), mx = median(f->xadd, REPS), mt = median(f->trivial, REPS);
-        const char *name = "seal (all cores)";
-        double ratio = median(f->r_seal, REPS), smallest = ms;
+        double ms = median(f->seal1, REPS), mx = median(f->xadd, REPS), mt = median(f->trivial, REPS);
+        const char *name = cores > 1 ? "seal X on one core, against gateway a on one core" : "seal X";
+        double ratio = median(f->r_seal1, REPS), smallest = ms;
 
         if (mx > 0 && mx < smallest)
             smallest = mx, name = "XADD", ratio = median(f->r_xadd, REPS);
@@ -894,6 +991,8 @@ main(void)
            100 * whole.cpu_s[N_PROCS - 1] / whole.wall_s, cores);
     for (si = 0; si < N_SIZES; si++) {
         procs_print(&cpu_accept[si], "the accept runs", size_names[si], cores);
+        if (cores > 1)
+            procs_print(&cpu_pinned[si], "the accept runs with gateway a on CPU 0", size_names[si], cores);
         procs_print(&cpu_e2e[si], "the end-to-end runs", size_names[si], cores);
     }
 

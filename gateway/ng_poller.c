@@ -14,6 +14,7 @@
 #include "ng_curlbuf.h"
 #include "ng_deliver.h"
 #include "ng_hex.h"
+#include "ng_jsonload.h"
 #include "ng_queue_http.h"
 #include "ng_queue_redis.h"
 #include "ng_redis.h"
@@ -150,18 +151,33 @@ log_refused(ng_poller *p, const ng_dir_peer *peer, const char *addr)
                  peer->name, "address", addr, NULL);
 }
 
-/* {"parcels": [{"id", "parcel"}], "next"} into out; what a peer sends is checked like any input. */
+/* A string without U+0000 (which strlen would cut short), or NULL. */
+static const char *
+plain_string(const json_t *v)
+{
+    const char *s = json_string_value(v);
+
+    return s != NULL && strlen(s) == json_string_length(v) ? s : NULL;
+}
+
+/*
+ * {"parcels": [{"id", "parcel"}], "next"} into out; what a peer sends is
+ * checked like any input. ng_jsonload, not json_loadb: a listing is mostly
+ * base64, which jansson reads a byte at a time.
+ */
 static ng_err
 parse_listing(const ng_curlbuf *b, ng_queue_batch *out)
 {
-    json_t *doc = json_loadb(b->data, b->len, JSON_REJECT_DUPLICATES, NULL), *list, *e;
+    json_t *doc, *list, *e;
     const char *next;
     size_t i;
     ng_err err = NG_OK;
 
     memset(out, 0, sizeof *out);
+    if ((err = ng_jsonload((const uint8_t *)b->data, b->len, &doc, NULL)) != NG_OK)
+        return err;
     list = json_object_get(doc, "parcels");
-    next = json_string_value(json_object_get(doc, "next"));
+    next = plain_string(json_object_get(doc, "next"));
     if (!json_is_array(list) || next == NULL || strlen(next) >= NG_QUEUE_ID_BYTES ||
         json_array_size(list) > FETCH_MAX) {
         json_decref(doc);
@@ -174,7 +190,7 @@ parse_listing(const ng_curlbuf *b, ng_queue_batch *out)
     }
     json_array_foreach(list, i, e)
     {
-        const char *id = json_string_value(json_object_get(e, "id"));
+        const char *id = plain_string(json_object_get(e, "id"));
         const char *b64 = json_string_value(json_object_get(e, "parcel"));
         /* Not strlen: a "\u0000" would cut the text short, and what follows it would go unchecked. */
         size_t b64_len = json_string_length(json_object_get(e, "parcel")), len, cap;

@@ -12,9 +12,11 @@
  * several errors reports the first of pass one, and its base64 only after.
  *
  * Error messages name the field and what it should be, never its value: the
- * text goes back to the client and into logs, and values are message content.
- * jansson's own messages quote the input near the error, so they are not
- * passed on either.
+ * text goes back to the client and into logs, and values are message content;
+ * a document that does not parse is told by its kind of fault and its place.
+ *
+ * The document is read by ng_jsonload, not json_loadb: the same values, in a
+ * tenth of the time for a 1 KiB body (ng_jsonload.h says why).
  */
 #include "ng_submit.h"
 
@@ -27,6 +29,7 @@
 #include <sodium.h>
 
 #include "ng_b64.h"
+#include "ng_jsonload.h"
 
 #define TTL_MAX             2147483648LL /* 2^31 seconds */
 #define DEFAULT_TEXT_TYPE   "text/plain; charset=utf-8"
@@ -555,23 +558,22 @@ fill_message(const struct ctx *c, const json_t *obj, ng_submit_msg *m, struct ar
     return NG_OK;
 }
 
-/* jansson's own messages quote the text near the error, so only the kind and the place are told. */
 static ng_err
-json_failure(const struct ctx *c, const json_error_t *jerr)
+json_failure(const struct ctx *c, const ng_jsonload_error *e)
 {
-    const char *what;
+    static const char *const what[] = {
+        [NG_JSONLOAD_INVALID] = "invalid JSON",
+        [NG_JSONLOAD_TRUNCATED] = "truncated JSON",
+        [NG_JSONLOAD_UTF8] = "invalid UTF-8",
+        [NG_JSONLOAD_DUPLICATE_KEY] = "duplicate key",
+        [NG_JSONLOAD_NUL_IN_KEY] = "NUL character in a key",
+        [NG_JSONLOAD_NUMBER_RANGE] = "number out of range",
+        [NG_JSONLOAD_TOO_DEEP] = "JSON nested too deeply",
+    };
 
-    switch (json_error_code(jerr)) {
-    case json_error_out_of_memory: return nomem(c);
-    case json_error_duplicate_key: what = "duplicate key"; break;
-    case json_error_premature_end_of_input: what = "truncated JSON"; break;
-    case json_error_invalid_utf8: what = "invalid UTF-8"; break;
-    case json_error_numeric_overflow: what = "number out of range"; break;
-    case json_error_null_byte_in_key: what = "NUL character in a key"; break;
-    case json_error_stack_overflow: what = "JSON nested too deeply"; break;
-    default: what = "invalid JSON"; break;
-    }
-    return fail(c, NG_ERR_PARSE, NULL, "%s at line %d, column %d", what, jerr->line, jerr->column);
+    if (e->why == NG_JSONLOAD_NOMEM)
+        return nomem(c);
+    return fail(c, NG_ERR_PARSE, NULL, "%s at line %d, column %d", what[e->why], e->line, e->column);
 }
 
 /* The message objects of root: root itself, or the items of "messages". Sets *count and *list. */
@@ -655,7 +657,7 @@ ng_err
 ng_submit_parse_json(ng_submit *out, const uint8_t *body, size_t len, char *err, size_t errlen)
 {
     struct ctx c = {err, errlen, json_names, ""};
-    json_error_t jerr;
+    ng_jsonload_error jerr;
     json_t *root;
     ng_err ret;
 
@@ -665,12 +667,12 @@ ng_submit_parse_json(ng_submit *out, const uint8_t *body, size_t len, char *err,
     if (body == NULL && len > 0)
         return fail(&c, NG_ERR_INVALID_ARG, NULL, "no body");
     /*
-     * Without JSON_DECODE_ANY jansson still takes an array; parse_root wants
-     * an object. JSON_ALLOW_NUL: a text body may hold U+0000 like any other
-     * character; the other fields refuse it by their own rules.
+     * ng_jsonload takes an object or an array, as json_loadb does with
+     * JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL; parse_root wants an object. A
+     * text body may hold U+0000 like any other character; the other fields
+     * refuse it by their own rules.
      */
-    root = json_loadb(body != NULL ? (const char *)body : "", len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
-    if (root == NULL)
+    if (ng_jsonload(body != NULL ? body : (const uint8_t *)"", len, &root, &jerr) != NG_OK)
         return json_failure(&c, &jerr);
     ret = parse_root(&c, root, out);
     json_decref(root);
