@@ -118,6 +118,7 @@ static int
 scan_string(struct parser *ps, const uint8_t **raw, size_t *raw_len, int *escaped)
 {
     const uint8_t *p = ps->p + 1, *end = ps->end;
+    int bad_surrogate = 0;
 
     *escaped = 0;
     *raw = p;
@@ -130,8 +131,12 @@ scan_string(struct parser *ps, const uint8_t **raw, size_t *raw_len, int *escape
         if (p >= end)
             return fail(ps, NG_JSONLOAD_TRUNCATED, end), -1;
         c = *p;
-        if (c == '"')
+        if (c == '"') {
+            /* As jansson, which pairs surrogates once the string has ended (so a cut-off one is truncated). */
+            if (bad_surrogate)
+                return fail(ps, NG_JSONLOAD_INVALID, p + 1), -1;
             break;
+        }
         if (c < 0x20)
             return fail(ps, NG_JSONLOAD_INVALID, p), -1;
         if (c >= 0x80) {
@@ -156,11 +161,12 @@ scan_string(struct parser *ps, const uint8_t **raw, size_t *raw_len, int *escape
                 return fail(ps, NG_JSONLOAD_INVALID, p + 1), -1;
             p += 4;
             if (hi >= 0xdc00 && hi <= 0xdfff)
-                return fail(ps, NG_JSONLOAD_INVALID, p), -1;
-            if (hi >= 0xd800 && hi <= 0xdbff) {
+                bad_surrogate = 1;
+            else if (hi >= 0xd800 && hi <= 0xdbff) {
                 if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &lo) != 0 || lo < 0xdc00 || lo > 0xdfff)
-                    return fail(ps, NG_JSONLOAD_INVALID, p), -1;
-                p += 6;
+                    bad_surrogate = 1;
+                else
+                    p += 6;
             }
         } else if (c != '"' && c != '\\' && c != '/' && c != 'b' && c != 'f' && c != 'n' && c != 'r' && c != 't') {
             return fail(ps, NG_JSONLOAD_INVALID, p), -1;
@@ -544,12 +550,15 @@ position(const struct parser *ps, ng_jsonload_error *e)
 ng_err
 ng_jsonload(const uint8_t *buf, size_t len, json_t **out, ng_jsonload_error *e)
 {
-    struct parser ps = {buf, buf, buf + len, 0, NG_JSONLOAD_INVALID, buf};
+    struct parser ps;
     json_t *v = NULL;
 
     *out = NULL;
     if (buf == NULL && len > 0)
         return NG_ERR_INVALID_ARG;
+    if (buf == NULL)
+        buf = (const uint8_t *)"";
+    ps = (struct parser){buf, buf, buf + len, 0, NG_JSONLOAD_INVALID, buf};
     skip_ws(&ps);
     if (ps.p < ps.end && (*ps.p == '{' || *ps.p == '[')) {
         v = value(&ps);

@@ -3,9 +3,12 @@
  * bytes. jansson's own loader reads a string one byte at a time through its
  * stream and buffer layers, about 10 ns a byte: for a 1 KiB message body
  * that is more than the rest of parsing a request, and for large bodies more
- * than sealing them. This loader accepts exactly what json_loadb accepts
- * with JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL (fuzz_jsonload holds it to
- * that) and builds the same values, so callers keep using jansson's API.
+ * than sealing them. This loader accepts what json_loadb accepts with
+ * JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL and builds the same values, so
+ * callers keep using jansson's API (fuzz_jsonload holds it to that). One
+ * exception: jansson skips a single NUL byte right after a number or a
+ * literal ("[0\0]"), a quirk of its stream, which treats NUL as the end of
+ * its buffer; that is not JSON, and this loader refuses it.
  *
  * Strings go through jansson's allocator (ng_jsonmem wipes them when freed);
  * an escaped string is decoded in a scratch block that is wiped here.
