@@ -161,12 +161,12 @@ plain_string(const json_t *v)
 }
 
 /*
- * {"parcels": [{"id", "parcel"}], "next"} into out; what a peer sends is
- * checked like any input. ng_jsonload, not json_loadb: a listing is mostly
+ * {"parcels": [{"id", "parcel"}], "next"} into out, no more than the limit
+ * asked for; what a peer sends is checked like any input. ng_jsonload, not json_loadb: a listing is mostly
  * base64, which jansson reads a byte at a time.
  */
 static ng_err
-parse_listing(const ng_curlbuf *b, ng_queue_batch *out)
+parse_listing(const ng_curlbuf *b, size_t limit, ng_queue_batch *out)
 {
     json_t *doc, *list, *e;
     const char *next;
@@ -178,7 +178,7 @@ parse_listing(const ng_curlbuf *b, ng_queue_batch *out)
         return err;
     list = json_object_get(doc, "parcels");
     next = plain_string(json_object_get(doc, "next"));
-    if (!json_is_array(list) || next == NULL || strlen(next) >= NG_QUEUE_ID_BYTES ||
+    if (!json_is_array(list) || next == NULL || strlen(next) >= NG_QUEUE_ID_BYTES || json_array_size(list) > limit ||
         json_array_size(list) > FETCH_MAX) {
         json_decref(doc);
         return NG_ERR_PARSE;
@@ -284,7 +284,7 @@ fetch_gateway(ng_poller *p, const ng_dir_peer *peer, const uint8_t kid[NG_KEY_ID
     } else if (status != 200)
         err = NG_ERR_AUTH; /* 401, 404: the operator must look; logged by the caller */
     else
-        err = parse_listing(&b, out);
+        err = parse_listing(&b, limit, out);
     if (err && rc == CURLE_OK && status != 200 && status < 500) {
         char st[24];
 
