@@ -392,104 +392,84 @@ unexpected(struct parser *ps)
     return n == 0 ? fail(ps, NG_JSONLOAD_UTF8, p) : fail(ps, NG_JSONLOAD_INVALID, p + n);
 }
 
-static json_t *
-object(struct parser *ps)
+/* Past c, and the whitespace after it, if c is next: 1; else 0, and nothing moves. */
+static int
+take(struct parser *ps, uint8_t c)
 {
-    json_t *obj = json_object();
-
-    if (obj == NULL)
-        return fail(ps, NG_JSONLOAD_NOMEM, ps->p);
+    if (ps->p >= ps->end || *ps->p != c)
+        return 0;
     ps->p++;
     skip_ws(ps);
-    if (ps->p < ps->end && *ps->p == '}') {
-        ps->p++;
-        return obj;
-    }
-    for (;;) {
-        const uint8_t *key;
-        uint8_t *scratch;
-        size_t key_len;
-        json_t *v;
-        int refused;
-
-        if (ps->p >= ps->end || *ps->p != '"')
-            goto bad;
-        if (string(ps, &key, &key_len, &scratch) != 0)
-            goto out;
-        refused = 1;
-        if (memchr(key, '\0', key_len) != NULL) {
-            fail(ps, NG_JSONLOAD_NUL_IN_KEY, ps->p);
-        } else if (json_object_getn(obj, (const char *)key, key_len) != NULL) {
-            fail(ps, NG_JSONLOAD_DUPLICATE_KEY, ps->p);
-        } else {
-            skip_ws(ps);
-            if (ps->p >= ps->end || *ps->p != ':') {
-                unexpected(ps);
-            } else {
-                ps->p++;
-                skip_ws(ps);
-                v = value(ps);
-                if (v != NULL && json_object_setn_new_nocheck(obj, (const char *)key, key_len, v) != 0)
-                    fail(ps, NG_JSONLOAD_NOMEM, ps->p);
-                else if (v != NULL)
-                    refused = 0;
-            }
-        }
-        scratch_free(scratch, key_len);
-        if (refused)
-            goto out;
-        skip_ws(ps);
-        if (ps->p < ps->end && *ps->p == '}') {
-            ps->p++;
-            return obj;
-        }
-        if (ps->p >= ps->end || *ps->p != ',')
-            goto bad;
-        ps->p++;
-        skip_ws(ps);
-    }
-bad:
-    unexpected(ps);
-out:
-    json_decref(obj);
-    return NULL;
+    return 1;
 }
 
-static json_t *
-array(struct parser *ps)
+/* One "key": value at ps->p into obj; -1 once the failure is set. */
+static int
+member(struct parser *ps, json_t *obj)
 {
-    json_t *arr = json_array(), *v;
+    const uint8_t *key, *key_end;
+    uint8_t *scratch;
+    size_t key_len;
+    json_t *v;
+    int ret = -1;
 
-    if (arr == NULL)
+    if (ps->p >= ps->end || *ps->p != '"')
+        return unexpected(ps), -1;
+    if (string(ps, &key, &key_len, &scratch) != 0)
+        return -1;
+    key_end = ps->p; /* where jansson places a refusal of the key */
+    skip_ws(ps);
+    if (memchr(key, '\0', key_len) != NULL)
+        fail(ps, NG_JSONLOAD_NUL_IN_KEY, key_end);
+    else if (json_object_getn(obj, (const char *)key, key_len) != NULL)
+        fail(ps, NG_JSONLOAD_DUPLICATE_KEY, key_end);
+    else if (!take(ps, ':'))
+        unexpected(ps);
+    else if ((v = value(ps)) == NULL)
+        ; /* value() set the failure */
+    else if (json_object_setn_new_nocheck(obj, (const char *)key, key_len, v) != 0)
+        fail(ps, NG_JSONLOAD_NOMEM, ps->p); /* v is gone with it */
+    else
+        ret = 0;
+    scratch_free(scratch, key_len);
+    return ret;
+}
+
+/* One value at ps->p appended to arr; -1 once the failure is set. */
+static int
+element(struct parser *ps, json_t *arr)
+{
+    json_t *v = value(ps);
+
+    if (v == NULL)
+        return -1;
+    if (json_array_append_new(arr, v) != 0)
+        return fail(ps, NG_JSONLOAD_NOMEM, ps->p), -1;
+    return 0;
+}
+
+/* The object or array (c, new and empty) whose opening bracket is at ps->p: items by item, up to close. */
+static json_t *
+container(struct parser *ps, json_t *c, uint8_t close, int (*item)(struct parser *, json_t *))
+{
+    if (c == NULL)
         return fail(ps, NG_JSONLOAD_NOMEM, ps->p);
     ps->p++;
     skip_ws(ps);
-    if (ps->p < ps->end && *ps->p == ']') {
-        ps->p++;
-        return arr;
-    }
+    if (take(ps, close))
+        return c;
     for (;;) {
-        v = value(ps);
-        if (v == NULL)
-            goto out;
-        if (json_array_append_new(arr, v) != 0) {
-            fail(ps, NG_JSONLOAD_NOMEM, ps->p);
-            goto out;
-        }
+        if (item(ps, c) != 0)
+            break;
         skip_ws(ps);
-        if (ps->p < ps->end && *ps->p == ']') {
-            ps->p++;
-            return arr;
-        }
-        if (ps->p >= ps->end || *ps->p != ',') {
+        if (take(ps, close))
+            return c;
+        if (!take(ps, ',')) {
             unexpected(ps);
-            goto out;
+            break;
         }
-        ps->p++;
-        skip_ws(ps);
     }
-out:
-    json_decref(arr);
+    json_decref(c);
     return NULL;
 }
 
@@ -504,9 +484,9 @@ value(struct parser *ps)
     if (ps->p >= ps->end) {
         v = fail(ps, NG_JSONLOAD_TRUNCATED, ps->end);
     } else if (*ps->p == '{') {
-        v = object(ps);
+        v = container(ps, json_object(), '}', member);
     } else if (*ps->p == '[') {
-        v = array(ps);
+        v = container(ps, json_array(), ']', element);
     } else if (*ps->p == '"') {
         const uint8_t *s;
         uint8_t *scratch;

@@ -162,7 +162,8 @@ plain_string(const json_t *v)
 
 /*
  * {"parcels": [{"id", "parcel"}], "next"} into out, no more than the limit
- * asked for; what a peer sends is checked like any input. ng_jsonload, not json_loadb: a listing is mostly
+ * asked for (itself at most FETCH_MAX); what a peer sends is checked like
+ * any input. ng_jsonload, not json_loadb: a listing is mostly
  * base64, which jansson reads a byte at a time.
  */
 static ng_err
@@ -178,8 +179,7 @@ parse_listing(const ng_curlbuf *b, size_t limit, ng_queue_batch *out)
         return err;
     list = json_object_get(doc, "parcels");
     next = plain_string(json_object_get(doc, "next"));
-    if (!json_is_array(list) || next == NULL || strlen(next) >= NG_QUEUE_ID_BYTES || json_array_size(list) > limit ||
-        json_array_size(list) > FETCH_MAX) {
+    if (!json_is_array(list) || next == NULL || strlen(next) >= NG_QUEUE_ID_BYTES || json_array_size(list) > limit) {
         json_decref(doc);
         return NG_ERR_PARSE;
     }

@@ -528,6 +528,9 @@ test_positions(void **state)
         {T("[\"\xc3\xa9\", x]"), NG_JSONLOAD_INVALID, 1, 7},
         {T("[\"\xe2\x82\xac\xf0\x9f\x98\x80\",\n\n  tru]"), NG_JSONLOAD_INVALID, 3, 5},
         {T("{\"a\":1,\"a\":2}"), NG_JSONLOAD_DUPLICATE_KEY, 1, 10},
+        /* A refused key is placed at its end, not after the whitespace that follows it. */
+        {T("{\"a\":1,\"a\"  :2}"), NG_JSONLOAD_DUPLICATE_KEY, 1, 10},
+        {T("{\"a\\u0000\"\n:2}"), NG_JSONLOAD_NUL_IN_KEY, 1, 10},
         {T("[9223372036854775808]"), NG_JSONLOAD_NUMBER_RANGE, 1, 20},
         {T("[1\n,\n2\n"), NG_JSONLOAD_TRUNCATED, 4, 0},
         {T(""), NG_JSONLOAD_TRUNCATED, 1, 0},
