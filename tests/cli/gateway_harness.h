@@ -1249,15 +1249,28 @@ signing_key(tenant *t)
     assert_memory_equal(pk, t->sign_pk, sizeof pk);
 }
 
+/* Starts the sink of each of the n tenants of all (its backend); -1 if one does not start. */
+static inline int
+sinks_start(tenant *const *all, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (sink_start(&all[i]->sink, all[i]->slug) != 0)
+            return -1;
+    return 0;
+}
+
 /*
  * Every tenant of all gets its sink as its backend and its signing key
  * read; from and each other one import each other's connection parameters,
- * under their slugs (from's own gateway's outbox URL).
+ * under their slugs. from's are exported with from_outbox as its outbox
+ * (NULL: its own gateway's, as configured).
  */
 static inline void
-connect_tenants(tenant *from, tenant *const *all, size_t n)
+connect_tenants(tenant *from, const char *from_outbox, tenant *const *all, size_t n)
 {
-    const char *params = export_params(from->g, from->slug, NULL);
+    const char *params = export_params(from->g, from->slug, from_outbox);
     size_t i;
 
     for (i = 0; i < n; i++) {
@@ -1335,6 +1348,52 @@ wait_queue_at(const tenant *t, long want_waiting, long want_dead, long ms, int l
 }
 
 #define WAIT_QUEUE(t, waiting, dead, ms) wait_queue_at((t), (waiting), (dead), (ms), __LINE__)
+
+/* ---- a tally: what one backend must have received ---- */
+
+enum { TALLY_MAX = 64 };
+
+/* Messages stored for one backend, each with how often it must arrive: 1; 0 for one that must not; -1 for one no test
+ * can vouch for (counted, not checked). */
+typedef struct tally {
+    struct {
+        char id[MSG_ID_HEX + 1];
+        int want;
+    } e[TALLY_MAX];
+    size_t n;
+} tally;
+
+static inline void
+tally_add(tally *l, const char *id, int want)
+{
+    assert_true(l->n < TALLY_MAX);
+    snprintf(l->e[l->n].id, sizeof l->e[l->n].id, "%s", id);
+    l->e[l->n++].want = want;
+}
+
+/* So far, each message reached s as often as l says, nothing else reached s, and nothing reached silent. */
+static inline void
+expect_tally_at(const tally *l, sink *s, sink *silent, int line)
+{
+    int want = 0, n;
+    size_t i;
+
+    for (i = 0; i < l->n; i++) {
+        n = sink_count(s, l->e[i].id);
+        if (l->e[i].want < 0) {
+            want += n;
+            continue;
+        }
+        if (n != l->e[i].want)
+            fail_msg("line %d: message %s reached the backend %d times, expected %d", line, l->e[i].id, n,
+                     l->e[i].want);
+        want += l->e[i].want;
+    }
+    /* A message stored after all behind a 503 would show here. */
+    if (sink_total(s) != want)
+        fail_msg("line %d: the backend got %d requests; the tally accounts for %d", line, sink_total(s), want);
+    assert_int_equal(sink_total(silent), 0);
+}
 
 /* ---- messages from one tenant's backend to another's ---- */
 

@@ -32,7 +32,6 @@ enum {
     STORE_TIMEOUT_MS = 1000,
     /* Long enough for a duplicate or a late delivery to show: polls come every 50-200 ms. */
     QUIET_MS = 1500,
-    MAX_SENT = 32,
     /* client_max_body_size of the storage in test_batch_all_or_none. */
     STORE_MAX_OBJECT = 16384,
 };
@@ -50,19 +49,7 @@ static char bob_kid[65];
  * backend: 1, 0 for one that must not, -1 for one no test can vouch for
  * (see test_batch_all_or_none).
  */
-static struct {
-    char id[MSG_ID_HEX + 1];
-    int want;
-} ledger[MAX_SENT];
-static size_t nsent;
-
-static void
-ledger_add(const char *id, int want)
-{
-    assert_true(nsent < MAX_SENT);
-    snprintf(ledger[nsent].id, sizeof ledger[nsent].id, "%s", id);
-    ledger[nsent++].want = want;
-}
+static tally sent_to_bob;
 
 static void
 send_to_bob(msg *m, const char *subject, const char *what)
@@ -73,7 +60,7 @@ send_to_bob(msg *m, const char *subject, const char *what)
     m->subject = subject;
     text_body(m, what);
     send_message(m);
-    ledger_add(m->id, 1);
+    tally_add(&sent_to_bob, m->id, 1);
 }
 
 /* ---- the storage, as the files nginx serves ---- */
@@ -151,32 +138,7 @@ metric(const gateway *g, const char *series)
     return sample(text_of(r.body), series);
 }
 
-/* So far, each message reached bob's backend as often as the ledger says, and nothing else reached any backend. */
-static void
-expect_ledger_at(int line)
-{
-    int want = 0, n;
-    size_t i;
-
-    for (i = 0; i < nsent; i++) {
-        n = sink_count(&bob.sink, ledger[i].id);
-        if (ledger[i].want < 0) {
-            want += n;
-            continue;
-        }
-        if (n != ledger[i].want)
-            fail_msg("line %d: message %s reached bob's backend %d times, expected %d", line, ledger[i].id, n,
-                     ledger[i].want);
-        want += ledger[i].want;
-    }
-    /* A message stored after all behind a 503 would show here. */
-    if (sink_total(&bob.sink) != want)
-        fail_msg("line %d: bob's backend got %d requests; the ledger accounts for %d", line, sink_total(&bob.sink),
-                 want);
-    assert_int_equal(sink_total(&alice.sink), 0);
-}
-
-#define EXPECT_LEDGER() expect_ledger_at(__LINE__)
+#define EXPECT_LEDGER() expect_tally_at(&sent_to_bob, &bob.sink, &alice.sink, __LINE__)
 
 /* ---- setup ---- */
 
@@ -209,19 +171,15 @@ group_setup(void **state)
     snprintf(outbox, sizeof outbox, "\"store\": \"http\", \"http_url\": \"%s\", ", store_url);
     write_e2e_config(&gw_a, 0, outbox);
     write_e2e_config(&gw_b, gw_a.port, "");
-    if (sink_start(&alice.sink, "alice") != 0 || sink_start(&bob.sink, "bob") != 0)
+    if (sinks_start((tenant *const[]){&alice, &bob}, 2) != 0)
         return -1;
     GCLI(&gw_a, "vault", "init");
     GCLI(&gw_b, "vault", "init");
     GCLI(&gw_a, "tenant", "create", "alice");
     GCLI(&gw_b, "tenant", "create", "bob");
-    add_backend(&alice);
-    add_backend(&bob);
-    signing_key(&bob);
     key_id_of(&gw_b, "bob", bob_kid);
     /* Exported as it is configured: alice's outbox is the storage. */
-    GCLI(&gw_b, "peer", "import", "bob", export_params(&gw_a, "alice", NULL), "--name", "alice");
-    GCLI(&gw_a, "peer", "import", "alice", export_params(&gw_b, "bob", NULL), "--name", "bob");
+    connect_tenants(&alice, NULL, (tenant *const[]){&alice, &bob}, 2);
     start_gateway(&gw_a);
     start_gateway(&gw_b);
     return test_teardown(state);
@@ -259,7 +217,7 @@ test_delivered_once(void **state)
     m[1].subject = "via-storage-bin";
     binary_body(&m[1], 3000);
     send_message(&m[1]);
-    ledger_add(m[1].id, 1);
+    tally_add(&sent_to_bob, m[1].id, 1);
 
     for (i = 0; i < 2; i++) {
         const char *path, *name;
@@ -304,7 +262,7 @@ test_storage_down(void **state)
     const char *key, *log;
     char line[80], rnd[40];
     int objects = object_count(), hits = sink_total(&bob.sink);
-    size_t i, before = nsent;
+    size_t i, before = sent_to_bob.n;
     long t0, took;
     reply r;
 
@@ -340,7 +298,7 @@ test_storage_down(void **state)
     r = submit_msg(&retried, ARGS(key));
     EXPECT_REPLY(r, 202, NULL);
     assert_null(header_of(&r, "idempotent-replayed"));
-    ledger_add(retried.id, 1);
+    tally_add(&sent_to_bob, retried.id, 1);
     send_to_bob(&after, "after-down", "sent once the storage was back");
     WAIT_HITS(&bob.sink, retried.id, 1, DELIVERY_WAIT_MS);
     WAIT_HITS(&bob.sink, after.id, 1, DELIVERY_WAIT_MS);
@@ -352,9 +310,9 @@ test_storage_down(void **state)
 
     /* bob's poller carried on from its cursor: nothing before it read again, nothing refused as a replay. */
     for (i = 0; i < before; i++)
-        if (object_requests("GET", ledger[i].id) != 1)
-            fail_msg("message %s was read %d times from the storage", ledger[i].id,
-                     object_requests("GET", ledger[i].id));
+        if (object_requests("GET", sent_to_bob.e[i].id) != 1)
+            fail_msg("message %s was read %d times from the storage", sent_to_bob.e[i].id,
+                     object_requests("GET", sent_to_bob.e[i].id));
     assert_true(metric(&gw_b, "ng_parcels_refused_total{reason=\"replayed\"}") <= 0);
     log = text_of(slurp(gw_b.log));
     assert_non_null(strstr(log, "polling a peer failed"));
@@ -369,14 +327,14 @@ test_tampered(void **state)
     msg flipped = {0}, after = {0};
     char junk[PATH_MAX + 64], path[PATH_MAX + 300];
     const char *name, *log;
-    size_t i, before = nsent;
+    size_t i, before = sent_to_bob.n;
     blob *b;
 
     (void)state;
     /* bob's gateway is down, so that nothing is read before it is altered. */
     stop_gateway(&gw_b);
     send_to_bob(&flipped, "flipped", "altered on the storage");
-    ledger[nsent - 1].want = 0; /* refused by bob's gateway */
+    sent_to_bob.e[sent_to_bob.n - 1].want = 0; /* refused by bob's gateway */
     send_to_bob(&after, "after-flipped", "stored after the altered one");
 
     /* One byte of the last Noise message (its MAC), overwritten in place. */
@@ -388,7 +346,7 @@ test_tampered(void **state)
     /* And junk under a parcel's name, sorting right after it. */
     snprintf(junk, sizeof junk, "%s/outbox/%s/%.13s-ffffffffffffffffffffffffffffffff.ngp", store.root, bob_kid, name);
     put_text(junk, "not a parcel at all");
-    ledger_add("ffffffffffffffffffffffffffffffff", 0);
+    tally_add(&sent_to_bob, "ffffffffffffffffffffffffffffffff", 0);
 
     start_gateway(&gw_b);
     WAIT_HITS(&bob.sink, after.id, 1, DELIVERY_WAIT_MS);
@@ -405,9 +363,9 @@ test_tampered(void **state)
         fail_msg("bob's log does not say that parcel %s was refused", flipped.id);
     /* Restarted, bob's gateway went on from its cursor: nothing before it read again. */
     for (i = 0; i < before; i++)
-        if (object_requests("GET", ledger[i].id) != 1)
-            fail_msg("message %s was read %d times from the storage", ledger[i].id,
-                     object_requests("GET", ledger[i].id));
+        if (object_requests("GET", sent_to_bob.e[i].id) != 1)
+            fail_msg("message %s was read %d times from the storage", sent_to_bob.e[i].id,
+                     object_requests("GET", sent_to_bob.e[i].id));
     assert_int_equal(object_requests("GET", flipped.id), 1);
 }
 
@@ -472,10 +430,10 @@ test_batch_all_or_none(void **state)
         /* What stayed behind is no test's to count at the end: its message id is in its name. */
         for (k = 0; k < n && k < MAX_OBJECTS; k++) {
             snprintf(id, sizeof id, "%.*s", MSG_ID_HEX, names[k] + 14);
-            for (i = 0; i < nsent && strcmp(ledger[i].id, id) != 0; i++)
+            for (i = 0; i < sent_to_bob.n && strcmp(sent_to_bob.e[i].id, id) != 0; i++)
                 ;
-            if (i == nsent)
-                ledger_add(id, -1);
+            if (i == sent_to_bob.n)
+                tally_add(&sent_to_bob, id, -1);
         }
         fail_msg("the batch was answered %ld, and %d of its parcels stayed on the storage (%d delivered to bob)",
                  r.status, object_count() - objects, sink_total(&bob.sink) - hits);
@@ -506,7 +464,7 @@ test_stop(void **state)
     assert_int_equal(redis_of(&gw_b), 0);
     assert_int_equal(bob.sink.dropped, 0);
     EXPECT_LEDGER();
-    print_message("%zu ledger entries checked against what bob's backend received\n", nsent);
+    print_message("%zu ledger entries checked against what bob's backend received\n", sent_to_bob.n);
 }
 
 int

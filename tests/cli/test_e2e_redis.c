@@ -36,7 +36,6 @@ enum {
     DELIVERY_WAIT_MS = 20000,
     /* Long enough for a duplicate or a late delivery to show: polls come every 50-200 ms. */
     QUIET_MS = 1500,
-    MAX_SENT = 32,
 };
 
 static char dir[PATH_MAX / 2], shared_url[128], c_url[128], port_arg[16];
@@ -52,19 +51,7 @@ static tenant alice = {.slug = "alice", .g = &gw_a}, bob = {.slug = "bob", .g = 
 static char bob_kid[65], bob_stream[128];
 
 /* Every message accepted for bob and how often it must reach his backend (1, or 0 for one refused on the way). */
-static struct {
-    char id[MSG_ID_HEX + 1];
-    int want;
-} ledger[MAX_SENT];
-static size_t nsent;
-
-static void
-ledger_add(const char *id, int want)
-{
-    assert_true(nsent < MAX_SENT);
-    snprintf(ledger[nsent].id, sizeof ledger[nsent].id, "%s", id);
-    ledger[nsent++].want = want;
-}
+static tally sent_to_bob;
 
 static void
 send_to(msg *m, tenant *to, const char *pattern, const char *subject, const char *what)
@@ -78,7 +65,7 @@ send_to(msg *m, tenant *to, const char *pattern, const char *subject, const char
     text_body(m, what);
     send_message(m);
     if (to == &bob)
-        ledger_add(m->id, 1);
+        tally_add(&sent_to_bob, m->id, 1);
 }
 
 /*
@@ -114,30 +101,10 @@ send_retrying(msg *m, const char *subject, const char *what)
         sleep_ms(100);
     }
     print_message("accepted at try %d, %ld ms after the Redis came back\n", tries, now_ms() - t0);
-    ledger_add(m->id, 1);
+    tally_add(&sent_to_bob, m->id, 1);
 }
 
-/* Each message reached bob's backend as often as the ledger says, and nothing else did. */
-static void
-expect_ledger_at(int line)
-{
-    int want = 0, n;
-    size_t i;
-
-    for (i = 0; i < nsent; i++) {
-        n = sink_count(&bob.sink, ledger[i].id);
-        if (n != ledger[i].want)
-            fail_msg("line %d: message %s reached bob's backend %d times, expected %d", line, ledger[i].id, n,
-                     ledger[i].want);
-        want += ledger[i].want;
-    }
-    if (sink_total(&bob.sink) != want)
-        fail_msg("line %d: bob's backend got %d requests; the ledger accounts for %d", line, sink_total(&bob.sink),
-                 want);
-    assert_int_equal(sink_total(&alice.sink), 0);
-}
-
-#define EXPECT_LEDGER() expect_ledger_at(__LINE__)
+#define EXPECT_LEDGER() expect_tally_at(&sent_to_bob, &bob.sink, &alice.sink, __LINE__)
 
 static double
 metric(const gateway *g, const char *series)
@@ -449,7 +416,7 @@ test_tampered(void **state)
     /* bob's gateway is down, so that nothing is read before it is altered. */
     stop_gateway(&gw_b);
     send_to(&flipped, &bob, NULL, "flipped", "altered in the stream");
-    ledger[nsent - 1].want = 0;
+    sent_to_bob.e[sent_to_bob.n - 1].want = 0;
     /* Streams are append-only: the parcel goes, and comes back with its last byte (the MAC's) flipped. */
     b = stream_take(flipped.id);
     b->data[b->len - 1] ^= 0x01;
@@ -551,7 +518,7 @@ test_stop(void **state)
     assert_int_equal(redis_of(&gw_b), 0);
     assert_int_equal(bob.sink.dropped, 0);
     EXPECT_LEDGER();
-    print_message("%zu ledger entries checked against what bob's backend received\n", nsent);
+    print_message("%zu ledger entries checked against what bob's backend received\n", sent_to_bob.n);
 }
 
 int

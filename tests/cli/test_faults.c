@@ -68,23 +68,20 @@ write_faults_config(gateway *g, int not )
 static int
 group_setup(void **state)
 {
-    size_t i;
-
     (void)state;
     tag_init();
     if (make_temp_dir(dir, sizeof dir, "ngfaults") != 0)
         return -1;
     write_faults_config(&gw_a, 0);
     write_faults_config(&gw_b, gw_a.port);
-    for (i = 0; i < sizeof tenants / sizeof tenants[0]; i++)
-        if (sink_start(&tenants[i]->sink, tenants[i]->slug) != 0)
-            return -1;
+    if (sinks_start(tenants, sizeof tenants / sizeof tenants[0]) != 0)
+        return -1;
     GCLI(&gw_a, "vault", "init");
     GCLI(&gw_b, "vault", "init");
     GCLI(&gw_a, "tenant", "create", "alice");
     GCLI(&gw_b, "tenant", "create", "bob", "--allow-anonymous");
     GCLI(&gw_b, "tenant", "create", "bob2");
-    connect_tenants(&alice, tenants, sizeof tenants / sizeof tenants[0]);
+    connect_tenants(&alice, NULL, tenants, sizeof tenants / sizeof tenants[0]);
     start_gateway(&gw_a);
     start_gateway(&gw_b);
     return test_teardown(state);

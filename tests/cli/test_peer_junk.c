@@ -795,20 +795,16 @@ group_setup(void **state)
     snprintf(max_body, sizeof max_body, ", \"timeout_s\": 5, \"max_body\": %d", B_MAX_BODY);
     write_junk_config(&gw_a, 0, ", \"timeout_s\": 5", "");
     write_junk_config(&gw_b, gw_a.port, max_body, batch);
-    if (sink_start(&alice.sink, "alice") != 0 || sink_start(&bob.sink, "bob") != 0)
+    if (sinks_start((tenant *const[]){&alice, &bob}, 2) != 0)
         return -1;
     GCLI(&gw_a, "vault", "init");
     GCLI(&gw_b, "vault", "init");
     GCLI(&gw_a, "tenant", "create", "alice");
     GCLI(&gw_b, "tenant", "create", "bob");
-    add_backend(&alice);
-    add_backend(&bob);
-    signing_key(&bob);
     key_id_of(&gw_b, "bob", bob_kid);
     snprintf(outbox_path, sizeof outbox_path, "/v1/outbox/%s", bob_kid);
     /* Signed by alice's key, as any export: only the outbox is the fake's. */
-    GCLI(&gw_b, "peer", "import", "bob", export_params(&gw_a, "alice", fake.url), "--name", "alice");
-    GCLI(&gw_a, "peer", "import", "alice", export_params(&gw_b, "bob", NULL), "--name", "bob");
+    connect_tenants(&alice, fake.url, (tenant *const[]){&alice, &bob}, 2);
     start_gateway(&gw_a);
     /* b's debug lines say why a peer's outbox did not answer. */
     setenv("NOISEGATE_LOG_LEVEL", "debug", 1);

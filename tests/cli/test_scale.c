@@ -86,7 +86,7 @@ group_setup(void **state)
              " \"poll\": {\"interval_ms\": 50, \"max_interval_ms\": 200},",
              shared.url, DELIVERY_TIMEOUT_MS);
     write_config(&gw_b[0], ", \"timeout_s\": 5", sections);
-    if (sink_start(&alice.sink, "alice") != 0 || sink_start(&bob.sink, "bob") != 0)
+    if (sinks_start((tenant *const[]){&alice, &bob}, 2) != 0)
         return -1;
     GCLI(&gw_a, "vault", "init");
     GCLI(&gw_b[0], "vault", "init");
