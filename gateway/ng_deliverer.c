@@ -21,6 +21,7 @@ enum {
     IDLE_MAX_MS = 1000, /* ... to this: how late a due retry may start */
     RETRY_MIN_MS = 1000,
     FIELD_MAX = 255,
+    MAX_QUEUED = NG_DELIVER_DEFAULT_MAX_QUEUED, /* the adapter's bound, which claim rounds stay under */
 };
 
 struct flight {
@@ -230,7 +231,7 @@ claim_round(ng_deliverer *d)
         unsigned room, used = d->inflight[ng_slot_of(t->slug, BUCKETS)];
         ng_queue_batch batch;
 
-        if (ng_deliver_pending(d->dv) + d->cap > NG_DELIVER_DEFAULT_MAX_QUEUED)
+        if (ng_deliver_pending(d->dv) + d->cap > MAX_QUEUED)
             break;
         if (b == NULL || used >= d->cap)
             continue;
@@ -389,6 +390,7 @@ ng_deliverer_start(ng_deliverer **out, ng_gateway *g)
     memset(&o, 0, sizeof o);
     o.timeout_ms = (unsigned)cfg->delivery.timeout_ms;
     o.per_endpoint = (unsigned)cfg->delivery.concurrency_per_endpoint;
+    o.max_queued = MAX_QUEUED;
     o.allow_private = (const char *const *)cfg->delivery.allow_private;
     o.allow_private_len = cfg->delivery.allow_private_len;
     err = ng_deliver_new(&d->dv, &o);
