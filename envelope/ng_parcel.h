@@ -42,6 +42,9 @@ enum {
 #define NG_PARCEL_DEFAULT_MAX_BYTES ((size_t)64 * 1024 * 1024)
 #define NG_PARCEL_MAGIC             "NGP1"
 
+/* The media type of a parcel over HTTP. */
+#define NG_PARCEL_CONTENT_TYPE "application/vnd.noisegate.parcel"
+
 typedef struct ng_parcel_header {
     ng_pattern pattern;
     ng_suite suite;

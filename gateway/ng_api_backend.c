@@ -28,6 +28,7 @@ struct job {
     uint8_t **sealed;
     uint8_t request[DIGEST], idem[DIGEST], fingerprint[DIGEST];
     int has_idem;
+    int sealed_by_backend; /* POST .../parcels: the idempotency key is the parcel's message id */
     uint64_t now;
 };
 
@@ -383,12 +384,15 @@ store_failed(struct job *j, ng_response *res, ng_err err)
     refuse(j, res, 500, "internal", "the outbox store failed");
 }
 
-/* An earlier request's answer: the same one if it asked the same, else 422. */
+/* An earlier request's answer: the same one if it asked the same, else a refusal (which differs by route). */
 static void
 replay_answer(struct job *j, ng_response *res, const uint8_t *prev, size_t len)
 {
     if (len < DIGEST || sodium_memcmp(prev, j->fingerprint, DIGEST) != 0) {
-        refuse(j, res, 422, "idempotency_mismatch", "this Idempotency-Key was used for a different request");
+        if (j->sealed_by_backend)
+            refuse(j, res, 409, "replayed", "a different parcel with this message id was sent before");
+        else
+            refuse(j, res, 422, "idempotency_mismatch", "this Idempotency-Key was used for a different request");
         return;
     }
     res->status = 202;
@@ -405,7 +409,7 @@ replay_answer(struct job *j, ng_response *res, const uint8_t *prev, size_t len)
 
 /* Store the parcels with the guards; *done is 1 when the answer is already in res. */
 static ng_err
-store(struct job *j, ng_response *res, const uint8_t *answer, size_t answer_len, int *done)
+store(struct job *j, ng_response *res, const uint8_t *answer, size_t answer_len, int *done, uint64_t idem_expires_ms)
 {
     const ng_config *cfg = ng_gateway_config(j->g);
     ng_queue_submit s;
@@ -419,7 +423,7 @@ store(struct job *j, ng_response *res, const uint8_t *answer, size_t answer_len,
     s.request_expires_ms = j->now + 2000u * (uint64_t)cfg->webhooks.tolerance_s;
     if (j->has_idem) {
         s.idem = j->idem;
-        s.idem_expires_ms = j->now + 1000u * NG_API_IDEMPOTENCY_TTL_S;
+        s.idem_expires_ms = idem_expires_ms;
     }
     err = ng_gateway_outbox_take(j->g, &http);
     if (err != NG_OK && err != NG_ERR_UNSUPPORTED)
@@ -517,7 +521,7 @@ ng_api_messages(ng_gateway *g, const ng_request *req, ng_response *res, const ch
     }
     memcpy(answer, j.fingerprint, DIGEST);
     memcpy(answer + DIGEST, text, answer_len - DIGEST);
-    err = store(&j, res, answer, answer_len, &done);
+    err = store(&j, res, answer, answer_len, &done, j.now + 1000u * NG_API_IDEMPOTENCY_TTL_S);
     if (err) {
         store_failed(&j, res, err);
         goto out;
@@ -531,5 +535,172 @@ out:
     free(text);
     free(answer);
     job_free(&j);
+    ng_directory_release(dir);
+}
+
+/* ---- sealed by the backend: POST /v1/tenants/{tenant}/parcels ---- */
+
+/* The peer of t whose key (any epoch) the parcel is sealed to, or NULL. */
+static const ng_dir_peer *
+peer_by_key(const ng_dir_tenant *t, const uint8_t kid[NG_KEY_ID_BYTES])
+{
+    size_t i, k;
+
+    for (i = 0; i < t->npeers; i++)
+        for (k = 0; k < t->peers[i].nkeys; k++)
+            if (sodium_memcmp(t->peers[i].keys[k].id, kid, NG_KEY_ID_BYTES) == 0)
+                return &t->peers[i];
+    return NULL;
+}
+
+static int
+own_key(const ng_dir_tenant *t, const uint8_t kid[NG_KEY_ID_BYTES])
+{
+    size_t i;
+
+    for (i = 0; i < t->nkeys; i++)
+        if (sodium_memcmp(t->keys[i].id, kid, NG_KEY_ID_BYTES) == 0)
+            return 1;
+    return 0;
+}
+
+/*
+ * What the header of a parcel the backend sealed itself allows the gateway
+ * to check: its framing and size, a recipient that is one of the tenant's
+ * peers and accepts the pattern, a K sender that is the tenant, and its
+ * times. The rest (the tag, an X sender) only the recipient can check.
+ */
+static int
+check_sealed(struct job *j, ng_response *res, ng_parcel_header *h, const ng_dir_peer **peer)
+{
+    const ng_config *cfg = ng_gateway_config(j->g);
+    uint64_t limit = (uint64_t)cfg->listen.max_body, skew = 1000u * (uint64_t)cfg->messages.clock_skew_s;
+    ng_err err;
+
+    if (!ng_request_type_is(j->req, NG_PARCEL_CONTENT_TYPE)) {
+        refuse(j, res, 415, "unsupported_media_type", "expected " NG_PARCEL_CONTENT_TYPE);
+        return -1;
+    }
+    err = ng_parcel_inspect(h, j->req->body, j->req->body_len, (size_t)limit);
+    if (err == NG_ERR_TOO_LARGE) {
+        refuse(j, res, 413, "too_large", "the parcel is over listen.max_body");
+        return -1;
+    }
+    if (err) {
+        refuse(j, res, 400, "malformed_parcel", "not a parcel: its header or framing does not parse");
+        return -1;
+    }
+    if (j->t->max_message > 0 && h->plaintext_len > j->t->max_message) {
+        refuse(j, res, 413, "too_large", "the parcel's messages are over the tenant's limit");
+        return -1;
+    }
+    *peer = peer_by_key(j->t, h->recipient_key_id);
+    if (*peer == NULL) {
+        refuse(j, res, 404, "unknown_peer", "the parcel is sealed to a key of none of the tenant's peers");
+        return -1;
+    }
+    if (((*peer)->patterns & NG_DIR_PATTERN_BIT(h->pattern)) == 0) {
+        refuse(j, res, 400, "pattern_not_accepted", "the peer does not accept the parcel's pattern");
+        return -1;
+    }
+    if (ng_pattern_base(h->pattern) == NG_PATTERN_K && !own_key(j->t, h->sender_key_id)) {
+        refuse(j, res, 400, "wrong_sender", "a K parcel must be sealed with one of the tenant's keys");
+        return -1;
+    }
+    if (h->expires_ms <= j->now) {
+        refuse(j, res, 400, "expired", "the parcel has expired");
+        return -1;
+    }
+    if (h->created_ms > j->now + skew) {
+        refuse(j, res, 400, "not_yet_valid", "the parcel was created in the future (messages.clock_skew_s)");
+        return -1;
+    }
+    if (h->expires_ms - h->created_ms > 1000u * (uint64_t)cfg->messages.max_ttl_s) {
+        refuse(j, res, 400, "bad_ttl", "the parcel lives longer than messages.max_ttl_s");
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * A parcel the backend sealed itself, appended to the outbox unopened. Its
+ * message id is its idempotency key: the same parcel again gets the first
+ * answer and is not stored twice; another parcel with that id is a replay.
+ */
+void
+ng_api_tenant_parcels(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
+{
+    ng_directory *dir = ng_gateway_directory(g);
+    const ng_config *cfg = ng_gateway_config(g);
+    const ng_dir_peer *peer = NULL;
+    crypto_generichash_state st;
+    char hex[2 * NG_PARCEL_MESSAGE_ID_BYTES + 1];
+    ng_parcel_header h;
+    struct job j;
+    char *text = NULL;
+    uint8_t *answer = NULL;
+    size_t answer_len = 0;
+    json_t *doc;
+    int done;
+    ng_err err;
+
+    memset(&j, 0, sizeof j);
+    j.g = g;
+    j.req = req;
+    j.now = ng_parcel_now_ms();
+    j.t = ng_directory_tenant(dir, params[0]);
+    if (j.t == NULL) {
+        refuse(&j, res, 404, "unknown_tenant", "no such tenant");
+        goto out;
+    }
+    if (authenticate(&j, res) != 0 || check_sealed(&j, res, &h, &peer) != 0)
+        goto out;
+    j.sub.n = 1;
+    if (rate_limit(&j, res) != 0)
+        goto out;
+    j.parcels = calloc(1, sizeof *j.parcels);
+    if (j.parcels == NULL) {
+        refuse(&j, res, 500, "internal", "out of memory");
+        goto out;
+    }
+    memcpy(j.parcels[0].key_id, h.recipient_key_id, sizeof j.parcels[0].key_id);
+    memcpy(j.parcels[0].msg_id, h.message_id, sizeof j.parcels[0].msg_id);
+    j.parcels[0].created_ms = h.created_ms;
+    j.parcels[0].expires_ms = h.expires_ms;
+    j.parcels[0].data = req->body;
+    j.parcels[0].len = req->body_len;
+    crypto_generichash_init(&st, NULL, 0, DIGEST);
+    crypto_generichash_update(&st, (const uint8_t *)"noisegate-parcel-id-v1", 22);
+    crypto_generichash_update(&st, h.message_id, sizeof h.message_id);
+    crypto_generichash_final(&st, j.idem, DIGEST);
+    j.has_idem = 1;
+    j.sealed_by_backend = 1;
+    crypto_generichash(j.fingerprint, DIGEST, req->body, req->body_len, NULL, 0);
+    ng_hex_encode(hex, sizeof hex, h.message_id, sizeof h.message_id);
+    doc = json_pack("{s:s, s:I, s:s}", "id", hex, "expires", (json_int_t)h.expires_ms, "recipient", peer->name);
+    text = doc != NULL ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(doc);
+    answer_len = text != NULL ? DIGEST + strlen(text) : 0;
+    answer = text != NULL ? malloc(answer_len) : NULL;
+    if (answer == NULL) {
+        refuse(&j, res, 500, "internal", "out of memory");
+        goto out;
+    }
+    memcpy(answer, j.fingerprint, DIGEST);
+    memcpy(answer + DIGEST, text, answer_len - DIGEST);
+    /* Kept while the recipient could still take a copy: until the parcel expires, and the skew after. */
+    err = store(&j, res, answer, answer_len, &done, h.expires_ms + 1000u * (uint64_t)cfg->messages.clock_skew_s);
+    if (err) {
+        store_failed(&j, res, err);
+        goto out;
+    }
+    if (!done) {
+        ng_metrics_add(ng_gateway_metrics(g), "ng_parcels_stored_total", NULL, 1);
+        ng_response_text(res, 202, NULL, text);
+    }
+out:
+    free(text);
+    free(answer);
+    free(j.parcels);
     ng_directory_release(dir);
 }

@@ -28,5 +28,6 @@
 enum { NG_API_IDEMPOTENCY_TTL_S = 24 * 3600 };
 
 ng_route_fn ng_api_messages;
+ng_route_fn ng_api_tenant_parcels;
 
 #endif

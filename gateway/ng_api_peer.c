@@ -13,8 +13,6 @@
 
 enum { DEFAULT_LIMIT = 100, MAX_LIMIT = 1000, TOKEN_BYTES = 32 };
 
-static const char parcel_type[] = "application/vnd.noisegate.parcel";
-
 static int
 parse_limit(const char *s, size_t *out)
 {
@@ -157,7 +155,6 @@ ng_api_parcel_status(ng_err err, const char **code)
 void
 ng_api_parcels(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
 {
-    const char *ct = ng_request_header(req, "Content-Type");
     char id[NG_QUEUE_ID_BYTES], hex[2 * NG_PARCEL_MESSAGE_ID_BYTES + 1];
     ng_receive_opts o;
     ng_received r;
@@ -170,9 +167,8 @@ ng_api_parcels(ng_gateway *g, const ng_request *req, ng_response *res, const cha
     int status;
 
     (void)params;
-    if (ct == NULL || strncasecmp(ct, parcel_type, sizeof parcel_type - 1) != 0 ||
-        (ct[sizeof parcel_type - 1] != '\0' && ct[sizeof parcel_type - 1] != ';')) {
-        ng_response_error(res, 415, "unsupported_media_type", "expected content-type application/vnd.noisegate.parcel");
+    if (!ng_request_type_is(req, NG_PARCEL_CONTENT_TYPE)) {
+        ng_response_error(res, 415, "unsupported_media_type", "expected content-type " NG_PARCEL_CONTENT_TYPE);
         return;
     }
     ng_gateway_receive_opts(g, &o);

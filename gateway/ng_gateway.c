@@ -603,6 +603,7 @@ static const struct route public_routes[] = {
     {"GET", "/readyz", readyz, 0},
     {"GET", "/metrics", metrics, 0},
     {"POST", "/v1/tenants/*/messages", ng_api_messages, 0},
+    {"POST", "/v1/tenants/*/parcels", ng_api_tenant_parcels, 0},
     {"GET", "/v1/outbox/*", ng_api_outbox, 0},
     {"POST", "/v1/parcels", ng_api_parcels, 0},
     {"POST", "/v1/pairing/*", ng_pairing_complete, 0},

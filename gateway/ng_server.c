@@ -38,6 +38,15 @@ struct pending {
     char id[NG_SERVER_REQUEST_ID_BYTES];
 };
 
+int
+ng_request_type_is(const ng_request *req, const char *type)
+{
+    const char *ct = ng_request_header(req, "Content-Type");
+    size_t n = strlen(type);
+
+    return ct != NULL && strncasecmp(ct, type, n) == 0 && (ct[n] == '\0' || ct[n] == ';');
+}
+
 const char *
 ng_request_header(const ng_request *req, const char *name)
 {

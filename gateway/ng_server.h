@@ -83,6 +83,8 @@ int ng_server_port(const ng_server *s);
 
 /* A request header (case-insensitive), or NULL. */
 const char *ng_request_header(const ng_request *req, const char *name);
+/* 1 if the request's Content-Type is type (case aside), alone or before ";" and parameters. */
+int ng_request_type_is(const ng_request *req, const char *type);
 /*
  * "Authorization: Bearer <2 * len hex characters>" decoded into out: 0, or
  * -1 (out zeroed) if the header is missing or not of that form. The caller
