@@ -11,7 +11,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 VERSION := 0.1.0
 
-PKGS := libsodium jansson hiredis libcurl libmicrohttpd
+PKGS := libsodium jansson hiredis libcurl libmicrohttpd libnats
 CPPFLAGS += -D_POSIX_C_SOURCE=200809L -Ienvelope -Ivault -Iqueue -Ibackend-adapters -Igateway
 CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra $(WERROR) -Wstrict-prototypes -Wwrite-strings \
             -Wmissing-prototypes -Wshadow -MMD -MP $(shell pkg-config --cflags $(PKGS))

@@ -27,7 +27,6 @@ enum {
     TIME_BYTES = 32,      /* 2026-11-24T10:00:00.123Z */
     RETRY_AFTER_MAX = 64, /* characters of a Retry-After value kept */
     ADDR_TEXT = INET6_ADDRSTRLEN,
-    SIGNATURES = 4,
     FIRST_BUCKETS = 64,
     IDLE_MAX = 64, /* easy handles kept for reuse (each holds its buffers) */
 };
@@ -323,21 +322,17 @@ format_time(char out[TIME_BYTES], int64_t ms)
     return 0;
 }
 
-/*
- * Appends "name: value" to list; with encode, the value percent-encoded as
- * the CloudEvents HTTP binding says, which also keeps CR and LF out.
- */
+/* Appends "name: value" to list. */
 static struct curl_slist *
-add_header(struct curl_slist *list, const char *name, const char *value, int encode, int *failed)
+add_header(struct curl_slist *list, const char *name, const char *value, int *failed)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    size_t nlen = strlen(name), vlen = strlen(value), i, o;
+    size_t nlen = strlen(name), vlen = strlen(value);
     struct curl_slist *next;
     char *line;
 
     if (*failed)
         return list;
-    line = malloc(nlen + 2 + 3 * vlen + 1);
+    line = malloc(nlen + 2 + vlen + 1);
     if (line == NULL) {
         *failed = 1;
         return list;
@@ -345,18 +340,7 @@ add_header(struct curl_slist *list, const char *name, const char *value, int enc
     memcpy(line, name, nlen);
     /* libcurl drops "name:" with nothing after it; "name;" is how it sends an empty value. */
     memcpy(line + nlen, vlen > 0 ? ": " : ";", vlen > 0 ? 2 : 1);
-    o = nlen + (vlen > 0 ? 2 : 1);
-    for (i = 0; i < vlen; i++) {
-        unsigned char c = (unsigned char)value[i];
-        if (encode && (c <= 0x20 || c >= 0x7f || c == '"' || c == '%')) {
-            line[o++] = '%';
-            line[o++] = hex[c >> 4];
-            line[o++] = hex[c & 15];
-        } else {
-            line[o++] = (char)c;
-        }
-    }
-    line[o] = '\0';
+    memcpy(line + nlen + (vlen > 0 ? 2 : 1), value, vlen + 1);
     next = curl_slist_append(list, line);
     free(line);
     if (next == NULL) {
@@ -364,6 +348,30 @@ add_header(struct curl_slist *list, const char *name, const char *value, int enc
         return list;
     }
     return next;
+}
+
+/* The value percent-encoded as the CloudEvents HTTP binding says, which also keeps CR and LF out; malloc'd. */
+static char *
+ce_encode(const char *value)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t vlen = strlen(value), i, o = 0;
+    char *out = malloc(3 * vlen + 1);
+
+    if (out == NULL)
+        return NULL;
+    for (i = 0; i < vlen; i++) {
+        unsigned char c = (unsigned char)value[i];
+        if (c <= 0x20 || c >= 0x7f || c == '"' || c == '%') {
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    out[o] = '\0';
+    return out;
 }
 
 /* ------------------------------------------------------------------ */
@@ -725,29 +733,23 @@ retry_after_ms(const char *v)
 static ng_err
 sign(struct job *j, int64_t now)
 {
-    char sig[SIGNATURES][NG_WEBHOOK_SIGNATURE_BYTES], header[SIGNATURES * NG_WEBHOOK_SIGNATURE_BYTES + 8], ts[24];
-    int n = 0, i, failed = 0;
-    ng_err err = NG_OK;
-    size_t o = 0;
+    ng_webhook_signers s = {j->secret,
+                            j->secret_len,
+                            j->secret_prev,
+                            j->secret_prev_len,
+                            j->has_sk ? j->sk : NULL,
+                            j->has_sk_prev ? j->sk_prev : NULL};
+    char header[NG_WEBHOOK_SIGNERS_BYTES], ts[24];
+    int failed = 0;
+    ng_err err = ng_webhook_sign_all(header, &s, j->id, now, j->body, j->body_len);
 
-    if (j->secret_len > 0)
-        err = ng_webhook_sign_v1(sig[n++], j->secret, j->secret_len, j->id, now, j->body, j->body_len);
-    if (err == NG_OK && j->secret_prev_len > 0)
-        err = ng_webhook_sign_v1(sig[n++], j->secret_prev, j->secret_prev_len, j->id, now, j->body, j->body_len);
-    if (err == NG_OK && j->has_sk)
-        err = ng_webhook_sign_v1a(sig[n++], j->sk, j->id, now, j->body, j->body_len);
-    if (err == NG_OK && j->has_sk_prev)
-        err = ng_webhook_sign_v1a(sig[n++], j->sk_prev, j->id, now, j->body, j->body_len);
     wipe_keys(j);
     if (err)
         return err;
     snprintf(ts, sizeof ts, "%lld", (long long)now);
-    j->headers = add_header(j->headers, "webhook-timestamp", ts, 0, &failed);
-    if (n > 0) {
-        for (i = 0; i < n; i++)
-            o += (size_t)snprintf(header + o, sizeof header - o, "%s%s", i > 0 ? " " : "", sig[i]);
-        j->headers = add_header(j->headers, "webhook-signature", header, 0, &failed);
-    }
+    j->headers = add_header(j->headers, "webhook-timestamp", ts, &failed);
+    if (header[0] != '\0')
+        j->headers = add_header(j->headers, "webhook-signature", header, &failed);
     return failed ? NG_ERR_NOMEM : NG_OK;
 }
 
@@ -1091,35 +1093,78 @@ job_ok(const ng_deliver_job *job)
     return 1;
 }
 
-/* The headers that do not change at the start of the transfer. */
-static struct curl_slist *
-fixed_headers(const ng_deliver_job *job, const char *ce_time, int *failed)
+/* Emits one header, its value percent-encoded with encode; nonzero once something failed. */
+static int
+emit_one(ng_deliver_emit emit, void *ctx, const char *name, const char *value, int encode)
 {
-    struct curl_slist *h = NULL;
+    char *v = encode ? ce_encode(value) : NULL;
+    int rc;
+
+    if (encode && v == NULL)
+        return -1;
+    rc = emit(ctx, name, v != NULL ? v : value);
+    free(v);
+    return rc;
+}
+
+ng_err
+ng_deliver_headers(const ng_deliver_job *job, ng_deliver_emit emit, void *ctx)
+{
+    char ce_time[TIME_BYTES];
+    int rc;
     size_t i;
 
-    h = add_header(h, "ce-specversion", "1.0", 0, failed);
-    h = add_header(h, "ce-id", job->id, 1, failed);
-    h = add_header(h, "ce-source", job->source, 1, failed);
-    h = add_header(h, "ce-type", job->type, 1, failed);
-    h = add_header(h, "ce-time", ce_time, 1, failed);
+    if (!job_ok(job) || format_time(ce_time, job->time_ms) != 0)
+        return NG_ERR_INVALID_ARG;
+    rc = emit_one(emit, ctx, "ce-specversion", "1.0", 0);
+    rc = rc ? rc : emit_one(emit, ctx, "ce-id", job->id, 1);
+    rc = rc ? rc : emit_one(emit, ctx, "ce-source", job->source, 1);
+    rc = rc ? rc : emit_one(emit, ctx, "ce-type", job->type, 1);
+    rc = rc ? rc : emit_one(emit, ctx, "ce-time", ce_time, 1);
     if (job->subject != NULL)
-        h = add_header(h, "ce-subject", job->subject, 1, failed);
+        rc = rc ? rc : emit_one(emit, ctx, "ce-subject", job->subject, 1);
     for (i = 0; i < job->extras; i++)
-        h = add_header(h, job->extra_names[i], job->extra_values[i], 1, failed);
-    h = add_header(h, "content-type", job->content_type != NULL ? job->content_type : "application/octet-stream", 0,
-                   failed);
-    h = add_header(h, "webhook-id", job->id, 0, failed);
-    h = add_header(h, "user-agent", "noisegate/0.1", 0, failed);
-    if (!*failed) {
+        rc = rc ? rc : emit_one(emit, ctx, job->extra_names[i], job->extra_values[i], 1);
+    rc = rc ? rc
+            : emit_one(emit, ctx, "content-type",
+                       job->content_type != NULL ? job->content_type : "application/octet-stream", 0);
+    rc = rc ? rc : emit_one(emit, ctx, "webhook-id", job->id, 0);
+    return rc ? NG_ERR_NOMEM : NG_OK;
+}
+
+struct slist_ctx {
+    struct curl_slist *h;
+    int failed;
+};
+
+static int
+emit_curl(void *ctx, const char *name, const char *value)
+{
+    struct slist_ctx *c = ctx;
+
+    c->h = add_header(c->h, name, value, &c->failed);
+    return c->failed;
+}
+
+/* The headers that do not change at the start of the transfer. */
+static struct curl_slist *
+fixed_headers(const ng_deliver_job *job, int *failed)
+{
+    struct slist_ctx c = {NULL, 0};
+
+    if (ng_deliver_headers(job, emit_curl, &c) != NG_OK)
+        c.failed = 1;
+    c.h = add_header(c.h, "user-agent", "noisegate/0.1", &c.failed);
+    if (!c.failed) {
         /* Nothing after the colon: libcurl leaves the header out, so no 100-continue round trip. */
-        struct curl_slist *next = curl_slist_append(h, "Expect:");
+        struct curl_slist *next = curl_slist_append(c.h, "Expect:");
         if (next == NULL)
-            *failed = 1;
+            c.failed = 1;
         else
-            h = next;
+            c.h = next;
     }
-    return h;
+    *failed = c.failed;
+    return c.h;
 }
 
 ng_err
@@ -1143,7 +1188,7 @@ ng_deliver_submit(ng_deliver *d, const ng_deliver_job *job)
     j->id = dup_str(job->id);
     j->body_len = job->body_len;
     j->body = malloc(job->body_len > 0 ? job->body_len : 1);
-    j->headers = fixed_headers(job, ce_time, &failed);
+    j->headers = fixed_headers(job, &failed);
     if (j->id == NULL || j->body == NULL || failed) {
         job_free(j);
         return NG_ERR_NOMEM;

@@ -150,6 +150,17 @@ NG_MUST_CHECK ng_err ng_deliver_run(ng_deliver *d, int timeout_ms, ng_deliver_cb
 void ng_deliver_wakeup(ng_deliver *d) NG_NONNULL(1);
 
 /*
+ * The headers every adapter sends with a job, in order: ce-specversion,
+ * ce-id, ce-source, ce-type, ce-time, ce-subject, the extensions (ce-*
+ * values percent-encoded), content-type and webhook-id; not the
+ * timestamp and signature, which belong to each attempt
+ * (ng_webhook_sign_all). emit returns nonzero to stop: NG_ERR_NOMEM.
+ * NG_ERR_INVALID_ARG for a job ng_deliver_submit would refuse.
+ */
+typedef int (*ng_deliver_emit)(void *ctx, const char *name, const char *value);
+NG_MUST_CHECK ng_err ng_deliver_headers(const ng_deliver_job *job, ng_deliver_emit emit, void *ctx) NG_NONNULL(1, 2);
+
+/*
  * The delay before retry number attempt + 1 (attempt 0: after the first
  * failure): schedule_s[attempt], the last entry repeating, in ms, with
  * +-20% jitter drawn from random32 (0: -20%, UINT32_MAX: +20%). Negative

@@ -324,8 +324,8 @@ ng_open_params_init(ng_open_params *p)
     p->skew_ms = NG_PARCEL_DEFAULT_SKEW_MS;
 }
 
-static ng_err
-check_time(const ng_parcel_header *h, const ng_open_params *p)
+ng_err
+ng_parcel_check_time(const ng_parcel_header *h, const ng_open_params *p)
 {
     uint64_t now = p->now_ms != 0 ? p->now_ms : ng_parcel_now_ms();
 
@@ -363,7 +363,7 @@ check_open(const ng_parcel_header *h, const ng_open_params *p)
     }
     if (ng_pattern_has_psk(h->pattern) != (p->psk != NULL))
         return NG_ERR_PSK_REQUIRED;
-    return check_time(h, p);
+    return ng_parcel_check_time(h, p);
 }
 
 ng_err

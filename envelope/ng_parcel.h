@@ -125,6 +125,14 @@ typedef struct ng_opened {
 NG_MUST_CHECK ng_err ng_parcel_open(uint8_t *out, size_t cap, ng_opened *o, const uint8_t *parcel, size_t len,
                                     const ng_open_params *p) NG_NONNULL(3, 6);
 
+/*
+ * The time checks ng_parcel_open makes, on a header alone (p's now_ms,
+ * skew_ms, max_lifetime_ms and ignore_expiry): NG_ERR_LIFETIME,
+ * NG_ERR_EXPIRED, NG_ERR_NOT_YET_VALID. For whoever forwards a parcel it
+ * cannot open.
+ */
+NG_MUST_CHECK ng_err ng_parcel_check_time(const ng_parcel_header *h, const ng_open_params *p) NG_NONNULL(1, 2);
+
 /* Unix time in milliseconds from the realtime clock. */
 uint64_t ng_parcel_now_ms(void);
 

@@ -68,7 +68,8 @@ authenticate(struct job *j, ng_response *res)
         const ng_dir_backend *b = &j->t->backends[i];
         ng_webhook_keys k = {b->whsec, b->whsec_len, b->whsec_prev, b->whsec_prev_len, b->has_pk ? b->pk : NULL};
 
-        err = ng_webhook_verify(&k, id, ts, sig, j->req->body, j->req->body_len, (int64_t)(j->now / 1000),
+        err = ng_webhook_verify(&k, id, ts, sig, j->req->body, j->req->body_len,
+                                (int64_t)((j->req->signed_at_ms != 0 ? j->req->signed_at_ms : j->now) / 1000),
                                 cfg->webhooks.tolerance_s);
         if (err != NG_ERR_AUTH)
             break;
@@ -540,30 +541,6 @@ out:
 
 /* ---- sealed by the backend: POST /v1/tenants/{tenant}/parcels ---- */
 
-/* The peer of t whose key (any epoch) the parcel is sealed to, or NULL. */
-static const ng_dir_peer *
-peer_by_key(const ng_dir_tenant *t, const uint8_t kid[NG_KEY_ID_BYTES])
-{
-    size_t i, k;
-
-    for (i = 0; i < t->npeers; i++)
-        for (k = 0; k < t->peers[i].nkeys; k++)
-            if (sodium_memcmp(t->peers[i].keys[k].id, kid, NG_KEY_ID_BYTES) == 0)
-                return &t->peers[i];
-    return NULL;
-}
-
-static int
-own_key(const ng_dir_tenant *t, const uint8_t kid[NG_KEY_ID_BYTES])
-{
-    size_t i;
-
-    for (i = 0; i < t->nkeys; i++)
-        if (sodium_memcmp(t->keys[i].id, kid, NG_KEY_ID_BYTES) == 0)
-            return 1;
-    return 0;
-}
-
 /*
  * What the header of a parcel the backend sealed itself allows the gateway
  * to check: its framing and size, a recipient that is one of the tenant's
@@ -571,10 +548,11 @@ own_key(const ng_dir_tenant *t, const uint8_t kid[NG_KEY_ID_BYTES])
  * times. The rest (the tag, an X sender) only the recipient can check.
  */
 static int
-check_sealed(struct job *j, ng_response *res, ng_parcel_header *h, const ng_dir_peer **peer)
+check_sealed(struct job *j, const ng_directory *dir, ng_response *res, ng_parcel_header *h, const ng_dir_peer **peer)
 {
     const ng_config *cfg = ng_gateway_config(j->g);
     uint64_t limit = (uint64_t)cfg->listen.max_body, skew = 1000u * (uint64_t)cfg->messages.clock_skew_s;
+    uint64_t max_plain = 0;
     ng_err err;
 
     if (!ng_request_type_is(j->req, NG_PARCEL_CONTENT_TYPE)) {
@@ -590,11 +568,22 @@ check_sealed(struct job *j, ng_response *res, ng_parcel_header *h, const ng_dir_
         refuse(j, res, 400, "malformed_parcel", "not a parcel: its header or framing does not parse");
         return -1;
     }
-    if (j->t->max_message > 0 && h->plaintext_len > j->t->max_message) {
-        refuse(j, res, 413, "too_large", "the parcel's messages are over the tenant's limit");
+    /*
+     * The limits /messages puts on a body, or sealing it oneself would get
+     * round them. Only the plaintext's length shows (meta and body), so
+     * that is what counts.
+     */
+    if (cfg->messages.max_body > 0)
+        max_plain = (uint64_t)cfg->messages.max_body;
+    if (j->t->max_message > 0 && (max_plain == 0 || j->t->max_message < max_plain))
+        max_plain = j->t->max_message;
+    if (max_plain > 0 && h->plaintext_len > max_plain) {
+        refuse(j, res, 413, "too_large",
+               "the parcel's plaintext is over the message limit (messages.max_body, the tenant's max_message)");
         return -1;
     }
-    *peer = peer_by_key(j->t, h->recipient_key_id);
+    /* Any epoch of the peer's keys: it opens with older ones until it retires them. */
+    *peer = ng_directory_sender(dir, j->t, h->recipient_key_id, NULL);
     if (*peer == NULL) {
         refuse(j, res, 404, "unknown_peer", "the parcel is sealed to a key of none of the tenant's peers");
         return -1;
@@ -603,7 +592,8 @@ check_sealed(struct job *j, ng_response *res, ng_parcel_header *h, const ng_dir_
         refuse(j, res, 400, "pattern_not_accepted", "the peer does not accept the parcel's pattern");
         return -1;
     }
-    if (ng_pattern_base(h->pattern) == NG_PATTERN_K && !own_key(j->t, h->sender_key_id)) {
+    /* Key ids are unique across tenants (ng_directory_load), so this is "one of t's live keys". */
+    if (ng_pattern_base(h->pattern) == NG_PATTERN_K && ng_directory_recipient(dir, h->sender_key_id, NULL) != j->t) {
         refuse(j, res, 400, "wrong_sender", "a K parcel must be sealed with one of the tenant's keys");
         return -1;
     }
@@ -653,7 +643,7 @@ ng_api_tenant_parcels(ng_gateway *g, const ng_request *req, ng_response *res, co
         refuse(&j, res, 404, "unknown_tenant", "no such tenant");
         goto out;
     }
-    if (authenticate(&j, res) != 0 || check_sealed(&j, res, &h, &peer) != 0)
+    if (authenticate(&j, res) != 0 || check_sealed(&j, dir, res, &h, &peer) != 0)
         goto out;
     j.sub.n = 1;
     if (rate_limit(&j, res) != 0)
@@ -695,6 +685,8 @@ ng_api_tenant_parcels(ng_gateway *g, const ng_request *req, ng_response *res, co
         goto out;
     }
     if (!done) {
+        /* Counted as /messages counts: its refusals already are, in ng_messages_refused_total. */
+        ng_metrics_add(ng_gateway_metrics(g), "ng_messages_accepted_total", NULL, 1);
         ng_metrics_add(ng_gateway_metrics(g), "ng_parcels_stored_total", NULL, 1);
         ng_response_text(res, 202, NULL, text);
     }

@@ -145,7 +145,16 @@ two_strings(const ng_request *req, ng_response *res, const char *need_name, cons
 int
 ng_api_manage_backend_add_body(const ng_request *req, ng_response *res, ng_manage_op *op, json_t **doc)
 {
-    return two_strings(req, res, "url", &op->url, "public_key", &op->text, doc);
+    const ng_jsonbody_field fields[] = {
+        {"url", NG_JSONBODY_STRING, 1, &op->url, NULL, NULL, 0},
+        {"public_key", NG_JSONBODY_STRING, 0, &op->text, NULL, NULL, 0},
+        {"adapter", NG_JSONBODY_STRING, 0, &op->backend.adapter, NULL, NULL, 0},
+        {"mode", NG_JSONBODY_STRING, 0, &op->backend.mode, NULL, NULL, 0},
+        {"subject", NG_JSONBODY_STRING, 0, &op->backend.subject, NULL, NULL, 0},
+        {NULL, 0, 0, NULL, NULL, NULL, 0},
+    };
+
+    return ng_jsonbody_parse(req, res, NG_API_MANAGE_MAX_BODY, fields, doc);
 }
 
 int

@@ -140,13 +140,16 @@ backend_table(const json_t *list)
     const json_t *b;
     size_t i;
 
-    printf("%-6s %-8s %-50s %s\n", "ID", "STATUS", "PUBLIC KEY", "URL");
+    printf("%-6s %-8s %-7s %-6s %-50s %s\n", "ID", "STATUS", "ADAPTER", "MODE", "PUBLIC KEY", "URL");
     json_array_foreach(list, i, b)
     {
         const char *pk = json_string_value(json_object_get(b, "public_key"));
-        printf("%-6s %-8s %-50s %s\n", json_string_value(json_object_get(b, "id")),
-               json_string_value(json_object_get(b, "status")), pk && *pk ? pk : "-",
-               json_string_value(json_object_get(b, "url")));
+        const char *adapter = json_string_value(json_object_get(b, "adapter"));
+        const char *mode = json_string_value(json_object_get(b, "mode"));
+
+        printf("%-6s %-8s %-7s %-6s %-50s %s\n", json_string_value(json_object_get(b, "id")),
+               json_string_value(json_object_get(b, "status")), adapter != NULL ? adapter : "webhook",
+               mode != NULL ? mode : "opened", pk && *pk ? pk : "-", json_string_value(json_object_get(b, "url")));
     }
 }
 
@@ -156,27 +159,34 @@ ng_cli_backend(int argc, char **argv)
     static const char *const subs[] = {"add", "list", "remove", "rotate-secret", NULL};
     static const ng_manage_kind kinds[] = {NG_MANAGE_BACKEND_ADD, NG_MANAGE_BACKEND_LIST, NG_MANAGE_BACKEND_REMOVE,
                                            NG_MANAGE_BACKEND_ROTATE};
-    const char *config, *pos[3], *url = NULL, *whpk = NULL;
+    const char *config, *pos[3], *url = NULL, *whpk = NULL, *problem;
     uint8_t pk[NG_WEBHOOK_PK_BYTES];
-    ng_manage_op o;
+    ng_manage_op o = {0};
     int npos, as_json = 0, rc;
-    const ng_cli_opt opts[] = {
-        {"--json", NULL, &as_json}, {"--url", &url, NULL}, {"--public-key", &whpk, NULL}, {NULL, NULL, NULL}};
+    const ng_cli_opt opts[] = {{"--json", NULL, &as_json},
+                               {"--url", &url, NULL},
+                               {"--public-key", &whpk, NULL},
+                               {"--adapter", &o.backend.adapter, NULL},
+                               {"--mode", &o.backend.mode, NULL},
+                               {"--subject", &o.backend.subject, NULL},
+                               {NULL, NULL, NULL}};
 
     rc = ng_cli_parse("backend", argc, argv, opts, &config, pos, 3, &npos);
     if (rc != 0)
         return rc;
     if (npos < 2)
         return ng_cli_fail(NG_EXIT_USAGE, "backend", "expected add|list TENANT or remove|rotate-secret TENANT ID");
-    memset(&o, 0, sizeof o);
     o.slug = pos[1];
     o.id = npos > 2 ? pos[2] : NULL;
     o.url = url;
     o.text = whpk;
     if (strcmp(pos[0], "add") == 0 && (npos != 2 || url == NULL))
-        return ng_cli_fail(NG_EXIT_USAGE, "backend", "add TENANT --url URL [--public-key whpk_...]");
-    if (strcmp(pos[0], "add") == 0 && !ng_tenant_url_ok(url))
-        return ng_cli_fail(NG_EXIT_USAGE, "backend", "--url: expected an http:// or https:// URL without user info");
+        return ng_cli_fail(
+            NG_EXIT_USAGE, "backend",
+            "add TENANT --url URL [--public-key whpk_...] [--adapter webhook|nats] [--mode opened|sealed] "
+            "[--subject PREFIX]");
+    if (strcmp(pos[0], "add") == 0 && (problem = ng_tenant_backend_problem(url, &o.backend)) != NULL)
+        return ng_cli_fail(NG_EXIT_USAGE, "backend", "--%s", problem);
     if (strcmp(pos[0], "add") == 0 && whpk != NULL && ng_webhook_public_parse(whpk, pk) != NG_OK)
         return ng_cli_fail(NG_EXIT_FAILED, "backend",
                            "--public-key: expected whpk_ and the base64 of an Ed25519 public key");
@@ -197,8 +207,10 @@ ng_cli_backend(int argc, char **argv)
     else if (o.kind == NG_MANAGE_BACKEND_LIST)
         backend_table(json_object_get(o.result, "backends"));
     else if (o.kind == NG_MANAGE_BACKEND_ADD)
-        printf("backend %s of tenant %s: %s\nwebhook secret (shown once, give it to the backend): %s\n",
+        printf("backend %s of tenant %s: %s (%s, %s)\nwebhook secret (shown once, give it to the backend): %s\n",
                json_string_value(json_object_get(o.result, "id")), o.slug, url,
+               json_string_value(json_object_get(o.result, "adapter")),
+               json_string_value(json_object_get(o.result, "mode")),
                json_string_value(json_object_get(o.result, "whsec")));
     else if (o.kind == NG_MANAGE_BACKEND_REMOVE)
         printf("removed backend %s of tenant %s\n", o.id, o.slug);

@@ -8,8 +8,10 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "ng_bus.h"
 #include "ng_deliver.h"
 #include "ng_hex.h"
+#include "ng_nats.h"
 #include "ng_parcel.h"
 #include "ng_slot.h"
 #include "ng_stop.h"
@@ -20,6 +22,8 @@ enum {
     IDLE_MIN_MS = 100,  /* claim rounds while nothing comes, doubling ... */
     IDLE_MAX_MS = 1000, /* ... to this: how late a due retry may start */
     RETRY_MIN_MS = 1000,
+    BUS_SYNC_MS = 1000, /* how soon a NATS backend's submissions are consumed after it is added */
+    NATS_TIMEOUT_MAX_MS = 10000,
     FIELD_MAX = 255,
     MAX_QUEUED = NG_DELIVER_DEFAULT_MAX_QUEUED, /* the adapter's bound, which claim rounds stay under */
 };
@@ -38,6 +42,9 @@ struct flight {
 struct ng_deliverer {
     ng_gateway *g;
     ng_deliver *dv;
+    ng_nats *nats; /* backends on NATS JetStream */
+    ng_bus *bus;   /* their submissions */
+    uint64_t bus_synced;
     ng_queue *q; /* this thread's for its whole life */
     pthread_t thread;
     pthread_mutex_t lock;
@@ -111,6 +118,110 @@ meta_text(json_t *meta, const char *field, int ascii)
     return s;
 }
 
+/* Hands a job to the backend's adapter; on refusal, the message is dead-lettered or comes back in a second. */
+static void
+submit_job(ng_deliverer *d, const ng_dir_tenant *t, const ng_dir_backend *b, ng_deliver_job *job, struct flight **fp)
+{
+    struct flight *f = *fp;
+    char name[NG_BUS_NAME_BYTES], subjects[NG_BUS_NAME_BYTES], subject[NG_BUS_NAME_BYTES];
+    ng_nats_stream s;
+    ng_err err;
+
+    job->user = f;
+    if (b->nats) {
+        ng_bus_stream(t, b, &s, name, subjects);
+        ng_bus_subject(b, "deliver", subject);
+        err = ng_nats_publish(d->nats, &s, subject, job);
+    } else {
+        err = ng_deliver_submit(d->dv, job);
+    }
+    if (err == NG_OK) {
+        flight_link(d, f);
+        *fp = NULL;
+    } else if (err == NG_ERR_INVALID_ARG) {
+        /* The message itself cannot be sent this way (an attribute the adapter refuses): retrying will not help. */
+        dead(d, t->slug, f->id, f->msg, b->nats ? "cannot be sent to NATS" : "cannot be sent as a webhook", "malformed",
+             0);
+    } else {
+        /* The adapter is full: try again in a second, counted as an attempt so that it cannot loop forever. */
+        if (ng_queue_inbox_retry(d->q, t->slug, f->id, ng_parcel_now_ms() + 1000) != NG_OK)
+            ng_log_event(ng_gateway_log(d->g), NG_LOG_WARN, "cannot reschedule; it comes back after its lease",
+                         "tenant", t->slug, "message_id", f->msg, NULL);
+    }
+}
+
+/*
+ * End-to-end mode: the parcel goes as it came, checked by its header only
+ * (the gateway may not even hold the key that opens it), with what the
+ * header says as CloudEvents attributes.
+ */
+static void
+start_sealed(ng_deliverer *d, ng_directory *dir, const ng_dir_tenant *t, const ng_dir_backend *b, struct flight **fp,
+             const char *peer, const uint8_t *parcel, size_t plen)
+{
+    struct flight *f = *fp;
+    char source[256], expires[32], recipient[2 * NG_KEY_ID_BYTES + 1], sender[2 * NG_KEY_ID_BYTES + 1];
+    const char *ce_names[4], *ce_values[4];
+    ng_receive_opts o;
+    ng_received r;
+    ng_deliver_job job;
+    size_t extras = 3;
+    ng_err err;
+
+    ng_gateway_receive_opts(d->g, &o);
+    o.from_peer = peer[0] != '\0' ? peer : NULL;
+    err = ng_receive_inspect(dir, parcel, plen, &o, &r);
+    if (r.header.n_messages > 0) {
+        ng_hex_encode(f->msg, sizeof f->msg, r.header.message_id, NG_PARCEL_MESSAGE_ID_BYTES);
+        f->expires_ms = r.header.expires_ms;
+    }
+    if (err == NG_OK && r.tenant != t)
+        err = NG_ERR_WRONG_RECIPIENT;
+    if (err) {
+        char reason[NG_QUEUE_REASON_BYTES];
+
+        snprintf(reason, sizeof reason, "%s: %s", err == NG_ERR_EXPIRED ? "expired before delivery" : "refused",
+                 ng_strerror(err));
+        dead(d, t->slug, f->id, f->msg, reason, ng_receive_reason(err), 0);
+        return;
+    }
+    /* An X sender is inside the sealed part: the source names the peer it was fetched from, if any. */
+    snprintf(source, sizeof source, "urn:noisegate:%s:%s", t->slug,
+             r.peer != NULL ? r.peer->name : (peer[0] != '\0' ? peer : "anonymous"));
+    snprintf(expires, sizeof expires, "%llu", (unsigned long long)r.header.expires_ms);
+    ng_hex_encode(recipient, sizeof recipient, r.header.recipient_key_id, NG_KEY_ID_BYTES);
+    ce_names[0] = "ce-ngpattern";
+    ce_values[0] = ng_pattern_name(r.header.pattern);
+    ce_names[1] = "ce-ngexpires";
+    ce_values[1] = expires;
+    ce_names[2] = "ce-ngrecipient";
+    ce_values[2] = recipient;
+    if (ng_pattern_base(r.header.pattern) == NG_PATTERN_K) {
+        ng_hex_encode(sender, sizeof sender, r.header.sender_key_id, NG_KEY_ID_BYTES);
+        ce_names[3] = "ce-ngsender";
+        ce_values[3] = sender;
+        extras = 4;
+    }
+    memset(&job, 0, sizeof job);
+    job.url = b->url;
+    job.id = f->msg;
+    job.source = source;
+    job.type = "org.noisegate.parcel";
+    job.content_type = NG_PARCEL_CONTENT_TYPE;
+    job.time_ms = (int64_t)r.header.created_ms;
+    job.extra_names = ce_names;
+    job.extra_values = ce_values;
+    job.extras = extras;
+    job.body = parcel;
+    job.body_len = plen;
+    job.secret = b->whsec;
+    job.secret_len = b->whsec_len;
+    job.secret_prev = b->whsec_prev;
+    job.secret_prev_len = b->whsec_prev_len;
+    job.sk = t->sign_sk;
+    submit_job(d, t, b, &job, fp);
+}
+
 static void
 start_one(ng_deliverer *d, ng_directory *dir, const ng_dir_tenant *t, const ng_dir_backend *b, const ng_queue_item *it)
 {
@@ -140,6 +251,12 @@ start_one(ng_deliverer *d, ng_directory *dir, const ng_dir_tenant *t, const ng_d
         free(f);
         return;
     }
+    if (b->sealed) {
+        start_sealed(d, dir, t, b, &f, peer, parcel, plen);
+        free(f);
+        return;
+    }
+    memset(&op, 0, sizeof op);
     ng_gateway_receive_opts(d->g, &o);
     o.from_peer = peer[0] != '\0' ? peer : NULL;
     err = ng_receive_open(dir, parcel, plen, &o, &r, &op, &plain, &plain_len);
@@ -186,20 +303,7 @@ start_one(ng_deliverer *d, ng_directory *dir, const ng_dir_tenant *t, const ng_d
     job.secret_prev = b->whsec_prev;
     job.secret_prev_len = b->whsec_prev_len;
     job.sk = t->sign_sk;
-    job.user = f;
-    err = ng_deliver_submit(d->dv, &job);
-    if (err == NG_OK) {
-        flight_link(d, f);
-        f = NULL;
-    } else if (err == NG_ERR_INVALID_ARG) {
-        /* The message itself cannot be sent as a webhook (an attribute the adapter refuses): retrying will not help. */
-        dead(d, t->slug, it->id, f->msg, "cannot be sent as a webhook", "malformed", 0);
-    } else {
-        /* The adapter is full: try again in a second, counted as an attempt so that it cannot loop forever. */
-        if (ng_queue_inbox_retry(d->q, t->slug, it->id, ng_parcel_now_ms() + 1000) != NG_OK)
-            ng_log_event(ng_gateway_log(d->g), NG_LOG_WARN, "cannot reschedule; it comes back after its lease",
-                         "tenant", t->slug, "message_id", f->msg, NULL);
-    }
+    submit_job(d, t, b, &job, &f);
 out:
     json_decref(meta);
     if (plain != NULL) {
@@ -231,7 +335,7 @@ claim_round(ng_deliverer *d)
         unsigned room, used = d->inflight[ng_slot_of(t->slug, BUCKETS)];
         ng_queue_batch batch;
 
-        if (ng_deliver_pending(d->dv) + d->cap > MAX_QUEUED)
+        if (ng_deliver_pending(d->dv) + ng_nats_pending(d->nats) + d->cap > MAX_QUEUED)
             break;
         if (b == NULL || used >= d->cap)
             continue;
@@ -351,7 +455,7 @@ run(void *arg)
         if (stopping) {
             if (deadline == 0)
                 deadline = now + (uint64_t)cfg->delivery.timeout_ms + 1000;
-            if (ng_deliver_pending(d->dv) == 0 || now >= deadline)
+            if (ng_deliver_pending(d->dv) + ng_nats_pending(d->nats) == 0 || now >= deadline)
                 return NULL;
         } else if (kicked || now >= next_claim || (last > 0 && 2 * d->finished >= last)) {
             /*
@@ -364,19 +468,87 @@ run(void *arg)
             idle = last > 0 || kicked ? IDLE_MIN_MS : (idle * 2 > IDLE_MAX_MS ? IDLE_MAX_MS : idle * 2);
             next_claim = ng_stop_mono_ms() + idle;
         }
+        if (!stopping && now >= d->bus_synced + BUS_SYNC_MS) {
+            ng_directory *dir = ng_gateway_directory(d->g);
+
+            ng_bus_sync(d->bus, dir);
+            ng_directory_release(dir);
+            d->bus_synced = now;
+        }
         if (ng_deliver_run(d->dv, 100, on_result, d) != NG_OK) {
             struct timespec ts = {0, 100 * 1000000L};
 
             nanosleep(&ts, NULL);
         }
+        ng_nats_collect(d->nats, on_result, d);
     }
+}
+
+/* A NATS publish finished: the thread waiting in ng_deliver_run collects it. */
+static void
+nats_wakeup(void *ctx)
+{
+    ng_deliverer *d = ctx;
+
+    ng_deliver_wakeup(d->dv);
+}
+
+static void
+nats_log(void *ctx, const char *event, const char *url, const char *detail)
+{
+    ng_deliverer *d = ctx;
+
+    ng_log_event(ng_gateway_log(d->g), NG_LOG_WARN, event, "url", url, "detail", detail, NULL);
+}
+
+/* The adapters and the bus, or NG_ERR_NOMEM with none of them. */
+static ng_err
+adapters_new(ng_deliverer *d, const ng_config *cfg)
+{
+    ng_deliver_opts o;
+    ng_nats_opts no;
+    ng_err err;
+
+    memset(&o, 0, sizeof o);
+    o.timeout_ms = (unsigned)cfg->delivery.timeout_ms;
+    o.per_endpoint = (unsigned)cfg->delivery.concurrency_per_endpoint;
+    o.max_queued = MAX_QUEUED;
+    o.allow_private = (const char *const *)cfg->delivery.allow_private;
+    o.allow_private_len = cfg->delivery.allow_private_len;
+    memset(&no, 0, sizeof no);
+    /* A publish ack comes in milliseconds or not at all: waiting as long as for a webhook would hold the queue. */
+    no.timeout_ms =
+        cfg->delivery.timeout_ms < NATS_TIMEOUT_MAX_MS ? (unsigned)cfg->delivery.timeout_ms : NATS_TIMEOUT_MAX_MS;
+    no.max_queued = MAX_QUEUED;
+    no.wakeup = nats_wakeup;
+    no.wakeup_ctx = d;
+    no.log = nats_log;
+    no.log_ctx = d;
+    err = ng_deliver_new(&d->dv, &o);
+    if (err == NG_OK)
+        err = ng_nats_new(&d->nats, &no);
+    if (err == NG_OK)
+        err = ng_bus_new(&d->bus, d->g, d->nats);
+    if (err) {
+        ng_nats_free(d->nats);
+        ng_deliver_free(d->dv);
+    }
+    return err;
+}
+
+static void
+adapters_free(ng_deliverer *d)
+{
+    /* The NATS threads wake the webhook engine up: they go first. */
+    ng_bus_free(d->bus);
+    ng_nats_free(d->nats);
+    ng_deliver_free(d->dv);
 }
 
 ng_err
 ng_deliverer_start(ng_deliverer **out, ng_gateway *g)
 {
     const ng_config *cfg = ng_gateway_config(g);
-    ng_deliver_opts o;
     ng_deliverer *d;
     ng_err err;
 
@@ -387,17 +559,10 @@ ng_deliverer_start(ng_deliverer **out, ng_gateway *g)
     d->g = g;
     /* Twice what an endpoint may run at once: the rest wait their turn inside their lease. */
     d->cap = 2u * (unsigned)cfg->delivery.concurrency_per_endpoint;
-    memset(&o, 0, sizeof o);
-    o.timeout_ms = (unsigned)cfg->delivery.timeout_ms;
-    o.per_endpoint = (unsigned)cfg->delivery.concurrency_per_endpoint;
-    o.max_queued = MAX_QUEUED;
-    o.allow_private = (const char *const *)cfg->delivery.allow_private;
-    o.allow_private_len = cfg->delivery.allow_private_len;
-    err = ng_deliver_new(&d->dv, &o);
-    if (err == NG_OK)
-        err = ng_gateway_queue_take(g, &d->q);
+    err = adapters_new(d, cfg);
+    if (err == NG_OK && (err = ng_gateway_queue_take(g, &d->q)) != NG_OK)
+        adapters_free(d);
     if (err) {
-        ng_deliver_free(d->dv);
         free(d);
         return err;
     }
@@ -405,7 +570,7 @@ ng_deliverer_start(ng_deliverer **out, ng_gateway *g)
     if (pthread_create(&d->thread, NULL, run, d) != 0) {
         pthread_mutex_destroy(&d->lock);
         ng_gateway_queue_give(g, d->q);
-        ng_deliver_free(d->dv);
+        adapters_free(d);
         free(d);
         return NG_ERR_NOMEM;
     }
@@ -434,7 +599,7 @@ ng_deliverer_stop(ng_deliverer *d)
     pthread_mutex_unlock(&d->lock);
     ng_deliver_wakeup(d->dv);
     pthread_join(d->thread, NULL);
-    ng_deliver_free(d->dv); /* what did not finish stays claimed and comes back after its lease */
+    adapters_free(d); /* what did not finish stays claimed and comes back after its lease */
     while (d->flights != NULL)
         flight_done(d, d->flights);
     ng_gateway_queue_give(d->g, d->q);

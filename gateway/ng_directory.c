@@ -260,12 +260,21 @@ load_backends(ng_directory *d, ng_vault *v, ng_dir_tenant *t, json_t *list)
         const char *url = json_string_value(json_object_get(b, "url"));
         const char *pk = json_string_value(json_object_get(b, "public_key"));
         const char *status = json_string_value(json_object_get(b, "status"));
+        const char *adapter = json_string_value(json_object_get(b, "adapter"));
+        const char *mode = json_string_value(json_object_get(b, "mode"));
+        const char *subject = json_string_value(json_object_get(b, "subject"));
+        char fallback[sizeof "noisegate." + NG_TENANT_MAX_SLUG];
 
         if (id == NULL || url == NULL || pk == NULL || status == NULL)
             return NG_ERR_CORRUPT;
+        /* Records from before adapters and modes are webhooks that get opened messages. */
+        out[i].nats = adapter != NULL && strcmp(adapter, "nats") == 0;
+        out[i].sealed = mode != NULL && strcmp(mode, "sealed") == 0;
+        snprintf(fallback, sizeof fallback, "noisegate.%s", t->slug);
         out[i].id = pool_str(d, id);
         out[i].url = pool_str(d, url);
-        if (out[i].id == NULL || out[i].url == NULL)
+        out[i].subject = pool_str(d, subject != NULL ? subject : fallback);
+        if (out[i].id == NULL || out[i].url == NULL || out[i].subject == NULL)
             return NG_ERR_NOMEM;
         out[i].active = strcmp(status, "active") == 0;
         if (pk[0] != '\0') {

@@ -42,8 +42,11 @@ typedef struct ng_dir_key {
 typedef struct ng_dir_backend {
     const char *id; /* "b1" */
     const char *url;
-    int active; /* 0 once disabled (a 410 from its URL) */
-    int has_pk; /* it signs with Ed25519 (v1a) */
+    int active;          /* 0 once disabled (a 410 from its URL) */
+    int nats;            /* delivered to (and submitting from) NATS JetStream, not webhooks */
+    int sealed;          /* end-to-end: parcels are delivered unopened */
+    const char *subject; /* nats: the subject prefix ("noisegate.<tenant>" unless set) */
+    int has_pk;          /* it signs with Ed25519 (v1a) */
     uint8_t pk[32];
     const uint8_t *whsec; /* secret: the v1 HMAC key */
     size_t whsec_len;

@@ -40,10 +40,7 @@ check(const ng_manage_op *op)
     if (op->kind != NG_MANAGE_TENANT_LIST && (op->slug == NULL || !ng_tenant_slug_ok(op->slug)))
         return "a tenant id is 1-63 of a-z, 0-9 and '-', not starting with '-'";
     switch (op->kind) {
-    case NG_MANAGE_BACKEND_ADD:
-        if (op->url == NULL || !ng_tenant_url_ok(op->url))
-            return "url: expected an http:// or https:// URL without user info";
-        break;
+    case NG_MANAGE_BACKEND_ADD: return ng_tenant_backend_problem(op->url, &op->backend);
     case NG_MANAGE_BACKEND_REMOVE:
     case NG_MANAGE_BACKEND_ROTATE:
         if (!backend_id_ok(op->id))
@@ -110,10 +107,13 @@ static ng_err
 backend_add(ng_vault *v, ng_manage_op *op)
 {
     char id[NG_TENANT_ID_BYTES], whsec[WHSEC_CAP];
-    ng_err err = ng_tenant_backend_add(v, op->slug, op->url, op->text, op->now, id, whsec, sizeof whsec);
+    ng_err err =
+        ng_tenant_backend_add_with(v, op->slug, op->url, op->text, &op->backend, op->now, id, whsec, sizeof whsec);
 
     if (err == NG_OK) {
-        op->result = json_pack("{s:s, s:s, s:s}", "id", id, "url", op->url, "whsec", whsec);
+        op->result = json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", id, "url", op->url, "adapter",
+                               op->backend.adapter != NULL ? op->backend.adapter : "webhook", "mode",
+                               op->backend.mode != NULL ? op->backend.mode : "opened", "whsec", whsec);
         err = op->result != NULL ? NG_OK : NG_ERR_NOMEM;
     }
     sodium_memzero(whsec, sizeof whsec);

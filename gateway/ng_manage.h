@@ -59,6 +59,7 @@ typedef struct ng_manage_op {
     const char *url;     /* backend add: its URL; peer export: the outbox URL peers read */
     const char *text;    /* backend add: a whpk_ public key or NULL; peer import: the ngcp1 parameters */
     ng_tenant_opts opts; /* tenant create */
+    ng_tenant_backend_opts backend; /* backend add: adapter, mode, subject */
     uint32_t epoch;      /* key retire */
     int64_t now;         /* unix seconds */
     json_t *result;      /* the answer, after success; the caller json_decrefs it */

@@ -97,6 +97,29 @@ ng_receive_open(const ng_directory *d, const uint8_t *parcel, size_t len, const 
 }
 
 ng_err
+ng_receive_inspect(const ng_directory *d, const uint8_t *parcel, size_t len, const ng_receive_opts *o,
+                   ng_received *out)
+{
+    const uint8_t *sender_pub;
+    const ng_dir_key *key;
+    ng_open_params p;
+    ng_err err;
+
+    memset(out, 0, sizeof *out);
+    err = ng_parcel_inspect(&out->header, parcel, len, o->max_bytes);
+    if (err == NG_OK)
+        err = admit(d, &out->header, o, out, &key, &sender_pub);
+    if (err)
+        return err;
+    ng_open_params_init(&p);
+    p.now_ms = o->now_ms;
+    p.skew_ms = o->skew_ms;
+    p.max_lifetime_ms = o->max_lifetime_ms;
+    p.ignore_expiry = o->ignore_expiry;
+    return ng_parcel_check_time(&out->header, &p);
+}
+
+ng_err
 ng_receive_check(const ng_directory *d, const uint8_t *parcel, size_t len, const ng_receive_opts *o, ng_received *out)
 {
     ng_opened opened;

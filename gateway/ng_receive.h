@@ -63,6 +63,15 @@ NG_MUST_CHECK ng_err ng_receive_check(const ng_directory *d, const uint8_t *parc
                                       const ng_receive_opts *o, ng_received *out);
 
 /*
+ * What the header alone allows, without opening: the recipient, the
+ * pattern, a K sender (and the peer it was fetched from), the times. An X
+ * sender and the tag are left to whoever holds the tenant's private key.
+ * For parcels forwarded sealed (end-to-end mode).
+ */
+NG_MUST_CHECK ng_err ng_receive_inspect(const ng_directory *d, const uint8_t *parcel, size_t len,
+                                        const ng_receive_opts *o, ng_received *out);
+
+/*
  * Checks and opens: the plaintext (meta and body point into it) in *plain,
  * malloc'd; the caller wipes and frees it.
  */

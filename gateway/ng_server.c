@@ -50,6 +50,8 @@ ng_request_type_is(const ng_request *req, const char *type)
 const char *
 ng_request_header(const ng_request *req, const char *name)
 {
+    if (req->header != NULL)
+        return req->header(req->header_ctx, name);
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
@@ -69,7 +71,7 @@ ng_request_bearer(const ng_request *req, uint8_t *out, size_t len)
 const char *
 ng_request_arg(const ng_request *req, const char *name)
 {
-    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+    return req->conn != NULL ? MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name) : NULL;
 }
 
 void

@@ -33,6 +33,11 @@ typedef struct ng_request {
     size_t body_len;
     int too_large; /* the body went over max_body and was not read: answer 413 */
     void *conn;    /* for ng_request_header and ng_request_arg */
+    /* A request that did not come over HTTP (a NATS submission): its headers, and the time its signature's age is
+       measured at (when the bus stored it); 0: now. */
+    const char *(*header)(const void *ctx, const char *name);
+    const void *header_ctx;
+    uint64_t signed_at_ms;
 } ng_request;
 
 typedef struct ng_response {

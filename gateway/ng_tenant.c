@@ -7,6 +7,7 @@
 #include <sodium.h>
 
 #include "ng_hex.h"
+#include "ng_nats.h"
 #include "ng_suite.h"
 #include "ng_webhook.h"
 
@@ -56,6 +57,22 @@ ng_tenant_url_ok(const char *url)
         return 0;
     /* Credentials in a URL end up in logs and listings. */
     return memchr(host, '@', strcspn(host, "/?#")) == NULL;
+}
+
+int
+ng_tenant_nats_url_ok(const char *url)
+{
+    const char *host = url + 7;
+    size_t i;
+
+    if (strncmp(url, "nats://", 7) != 0 || *host == '\0' || strlen(url) > NG_NATS_URL_MAX ||
+        !ng_tenant_url_text_ok(url))
+        return 0;
+    /* One server, as host or host:port: credentials would end up in logs and listings, and libnats reads a list. */
+    for (i = 0; host[i] != '\0'; i++)
+        if (strchr("/?#@,", host[i]) != NULL)
+            return 0;
+    return host[0] != ':';
 }
 
 /* "tenant/<slug>" followed by a formatted suffix. */
@@ -622,14 +639,59 @@ ng_err
 ng_tenant_backend_add(ng_vault *v, const char *slug, const char *url, const char *whpk, int64_t now,
                       char id[NG_TENANT_ID_BYTES], char *whsec, size_t whsec_cap)
 {
+    return ng_tenant_backend_add_with(v, slug, url, whpk, NULL, now, id, whsec, whsec_cap);
+}
+
+const char *
+ng_tenant_backend_problem(const char *url, const ng_tenant_backend_opts *bo)
+{
+    const char *adapter = bo != NULL && bo->adapter != NULL ? bo->adapter : "webhook";
+    const char *mode = bo != NULL && bo->mode != NULL ? bo->mode : "opened";
+    const char *subject = bo != NULL ? bo->subject : NULL;
+
+    if (strcmp(mode, "opened") != 0 && strcmp(mode, "sealed") != 0)
+        return "mode: expected opened or sealed";
+    if (strcmp(adapter, "webhook") == 0) {
+        if (url == NULL || !ng_tenant_url_ok(url))
+            return "url: expected an http:// or https:// URL without user info";
+        if (subject != NULL)
+            return "subject: only for the nats adapter";
+    } else if (strcmp(adapter, "nats") == 0) {
+        if (url == NULL || !ng_tenant_nats_url_ok(url))
+            return "url: expected nats://host:port, one server, without user info";
+        if (subject != NULL && (!ng_nats_subject_ok(subject) || strlen(subject) > NG_TENANT_NATS_SUBJECT_MAX))
+            return "subject: expected up to 100 characters of tokens of A-Z, a-z, 0-9, '_' and '-' joined by '.'";
+    } else {
+        return "adapter: expected webhook or nats";
+    }
+    return NULL;
+}
+
+/* The adapter and mode fields of a backend record. */
+static json_t *
+backend_fields(const ng_tenant_backend_opts *bo)
+{
+    json_t *f = json_pack("{s:s, s:s}", "adapter", bo != NULL && bo->adapter != NULL ? bo->adapter : "webhook", "mode",
+                          bo != NULL && bo->mode != NULL ? bo->mode : "opened");
+
+    if (f != NULL && bo != NULL && bo->subject != NULL)
+        json_object_set_new(f, "subject", json_string(bo->subject));
+    return f;
+}
+
+ng_err
+ng_tenant_backend_add_with(ng_vault *v, const char *slug, const char *url, const char *whpk,
+                           const ng_tenant_backend_opts *bo, int64_t now, char id[NG_TENANT_ID_BYTES], char *whsec,
+                           size_t whsec_cap)
+{
     uint8_t pk[crypto_sign_PUBLICKEYBYTES];
     char name[NAME_CAP];
-    json_t *rec, *b;
+    json_t *rec, *b, *fields;
     json_int_t next;
     ng_err err;
 
     id[0] = '\0';
-    if (!ng_tenant_url_ok(url))
+    if (ng_tenant_backend_problem(url, bo) != NULL)
         return NG_ERR_INVALID_ARG;
     if (whpk != NULL && (err = ng_webhook_public_parse(whpk, pk)) != NG_OK)
         return err;
@@ -646,6 +708,12 @@ ng_tenant_backend_add(ng_vault *v, const char *slug, const char *url, const char
         json_object_set_new(rec, "next_backend", json_integer(next + 1));
         b = json_pack("{s:s, s:s, s:s, s:I}", "url", url, "public_key", whpk != NULL ? whpk : "", "status", "active",
                       "created", (json_int_t)now);
+        fields = backend_fields(bo);
+        if (b != NULL && (fields == NULL || json_object_update(b, fields) != 0)) {
+            json_decref(b);
+            b = NULL;
+        }
+        json_decref(fields);
         err = b == NULL ? NG_ERR_NOMEM : name_of(name, slug, "/backend/%s", id);
         if (err == NG_OK)
             err = ng_tenant_put_json(v, name, b);

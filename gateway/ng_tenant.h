@@ -40,8 +40,9 @@ enum {
     NG_TENANT_MAX_KEYS = 16, /* live epochs at once: retire before rotating more */
     NG_TENANT_MAX_BACKENDS = 32,
     NG_TENANT_MAX_URL = 2048,
-    NG_TENANT_SECRET_BYTES = 32, /* psk, read token, whsec */
-    NG_TENANT_ID_BYTES = 16,     /* room for a backend id such as "b12" */
+    NG_TENANT_SECRET_BYTES = 32,      /* psk, read token, whsec */
+    NG_TENANT_ID_BYTES = 16,          /* room for a backend id such as "b12" */
+    NG_TENANT_NATS_SUBJECT_MAX = 100, /* characters of a NATS backend's subject prefix */
 };
 
 typedef struct ng_tenant_opts {
@@ -91,6 +92,23 @@ NG_MUST_CHECK ng_err ng_tenant_secret(ng_vault *v, const char *slug, const char 
  */
 NG_MUST_CHECK ng_err ng_tenant_backend_add(ng_vault *v, const char *slug, const char *url, const char *whpk,
                                            int64_t now, char id[NG_TENANT_ID_BYTES], char *whsec, size_t whsec_cap);
+
+/* How a backend takes its messages; NULL fields are the defaults. */
+typedef struct ng_tenant_backend_opts {
+    const char *adapter; /* "webhook" (the default; url http or https) or "nats" (url nats://host:port) */
+    const char *mode;    /* "opened" (the default: the gateway opens parcels) or "sealed" (forwarded unopened) */
+    const char *subject; /* nats: the subject prefix, "<subject>.deliver" and "<subject>.submit";
+                            default "noisegate.<tenant>" */
+} ng_tenant_backend_opts;
+
+/* As ng_tenant_backend_add, with the adapter and mode: NG_ERR_INVALID_ARG for one not known or not fitting the URL. */
+NG_MUST_CHECK ng_err ng_tenant_backend_add_with(ng_vault *v, const char *slug, const char *url, const char *whpk,
+                                                const ng_tenant_backend_opts *bo, int64_t now,
+                                                char id[NG_TENANT_ID_BYTES], char *whsec, size_t whsec_cap);
+/* Why a backend with this URL and these options cannot be added (one line for an operator), or NULL. */
+const char *ng_tenant_backend_problem(const char *url, const ng_tenant_backend_opts *bo);
+/* 1 if url is nats://host[:port], nothing after, no credentials. */
+int ng_tenant_nats_url_ok(const char *url);
 NG_MUST_CHECK ng_err ng_tenant_backend_remove(ng_vault *v, const char *slug, const char *id);
 /* A new webhook secret; the old one stays as whsec.prev so deliveries can carry both during the change. */
 NG_MUST_CHECK ng_err ng_tenant_backend_rotate_secret(ng_vault *v, const char *slug, const char *id, int64_t now,

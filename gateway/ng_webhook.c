@@ -159,6 +159,35 @@ ng_webhook_sign_v1a(char out[NG_WEBHOOK_SIGNATURE_BYTES], const uint8_t sk[NG_WE
     return encode(out, "v1a", sig, sizeof sig);
 }
 
+ng_err
+ng_webhook_sign_all(char out[NG_WEBHOOK_SIGNERS_BYTES], const ng_webhook_signers *s, const char *id, int64_t timestamp,
+                    const uint8_t *body, size_t body_len)
+{
+    char sig[NG_WEBHOOK_SIGNATURE_BYTES];
+    size_t o = 0;
+    int k;
+    ng_err err = NG_OK;
+
+    out[0] = '\0';
+    for (k = 0; k < 4 && err == NG_OK; k++) {
+        if (k == 0 && s->secret != NULL && s->secret_len > 0)
+            err = ng_webhook_sign_v1(sig, s->secret, s->secret_len, id, timestamp, body, body_len);
+        else if (k == 1 && s->secret_prev != NULL && s->secret_prev_len > 0)
+            err = ng_webhook_sign_v1(sig, s->secret_prev, s->secret_prev_len, id, timestamp, body, body_len);
+        else if (k == 2 && s->sk != NULL)
+            err = ng_webhook_sign_v1a(sig, s->sk, id, timestamp, body, body_len);
+        else if (k == 3 && s->sk_prev != NULL)
+            err = ng_webhook_sign_v1a(sig, s->sk_prev, id, timestamp, body, body_len);
+        else
+            continue;
+        if (err == NG_OK)
+            o += (size_t)snprintf(out + o, NG_WEBHOOK_SIGNERS_BYTES - o, "%s%s", o > 0 ? " " : "", sig);
+    }
+    if (err)
+        out[0] = '\0';
+    return err;
+}
+
 /* The timestamp header: digits only, a plausible length. */
 static int
 parse_ts(const char *s, int64_t *out)

@@ -23,10 +23,11 @@ enum {
     NG_WEBHOOK_SECRET_MAX = 64,
     NG_WEBHOOK_PK_BYTES = 32,
     NG_WEBHOOK_SK_BYTES = 64,
-    NG_WEBHOOK_ID_MAX = 128,          /* characters of a webhook-id */
-    NG_WEBHOOK_HEADER_MAX = 4096,     /* characters of a webhook-signature header */
-    NG_WEBHOOK_MAX_ENTRIES = 16,      /* signatures in one header */
-    NG_WEBHOOK_SIGNATURE_BYTES = 100, /* room for one "v1a,<base64>" and a NUL */
+    NG_WEBHOOK_ID_MAX = 128,                                   /* characters of a webhook-id */
+    NG_WEBHOOK_HEADER_MAX = 4096,                              /* characters of a webhook-signature header */
+    NG_WEBHOOK_MAX_ENTRIES = 16,                               /* signatures in one header */
+    NG_WEBHOOK_SIGNATURE_BYTES = 100,                          /* room for one "v1a,<base64>" and a NUL */
+    NG_WEBHOOK_SIGNERS_BYTES = 4 * NG_WEBHOOK_SIGNATURE_BYTES, /* a whole header from ng_webhook_sign_all */
 };
 
 /* Decodes "whsec_<base64>" into out (cap bytes); NG_ERR_PARSE unless 24-64 bytes of valid base64. */
@@ -42,6 +43,23 @@ NG_MUST_CHECK ng_err ng_webhook_sign_v1(char out[NG_WEBHOOK_SIGNATURE_BYTES], co
                                         const char *id, int64_t timestamp, const uint8_t *body, size_t body_len);
 /* "v1a,<base64 Ed25519>" into out. */
 NG_MUST_CHECK ng_err ng_webhook_sign_v1a(char out[NG_WEBHOOK_SIGNATURE_BYTES], const uint8_t sk[NG_WEBHOOK_SK_BYTES],
+                                         const char *id, int64_t timestamp, const uint8_t *body, size_t body_len);
+
+/* Who signs one delivery; any field may be absent (NULL or length 0). */
+typedef struct ng_webhook_signers {
+    const uint8_t *secret; /* v1 */
+    size_t secret_len;
+    const uint8_t *secret_prev; /* v1, during a rotation */
+    size_t secret_prev_len;
+    const uint8_t *sk;      /* v1a */
+    const uint8_t *sk_prev; /* v1a, during a rotation */
+} ng_webhook_signers;
+
+/*
+ * The value of a webhook-signature header: one space-separated entry per
+ * signer, in the order above; "" when there is none.
+ */
+NG_MUST_CHECK ng_err ng_webhook_sign_all(char out[NG_WEBHOOK_SIGNERS_BYTES], const ng_webhook_signers *s,
                                          const char *id, int64_t timestamp, const uint8_t *body, size_t body_len);
 
 /* What a request may be signed with; any field may be absent (NULL or length 0). */

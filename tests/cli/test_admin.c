@@ -528,7 +528,8 @@ cli_backend_add(const char *slug, const char *url, signer *s, char id[16])
 
     snprintf(want, sizeof want, "backend b");
     assert_true(strncmp(text_of(out), want, strlen(want)) == 0);
-    snprintf(want, sizeof want, " of tenant %s: %s\nwebhook secret (shown once, give it to the backend): whsec_", slug,
+    snprintf(want, sizeof want,
+             " of tenant %s: %s (webhook, opened)\nwebhook secret (shown once, give it to the backend): whsec_", slug,
              url);
     assert_non_null(strstr(text_of(out), want));
     assert_non_null(p);

@@ -538,11 +538,13 @@ test_backends(void **state)
     assert_int_equal(json_array_size(json_object_get(r, "backends")), 0);
     json_decref(r);
 
-    /* add: {"id", "url", "whsec"}, the secret shown once and stored */
+    /* add: {"id", "url", "adapter", "mode", "whsec"}, the secret shown once and stored */
     op = mk(NG_MANAGE_BACKEND_ADD, "acme");
     op.url = "https://backend.example/hook";
     r = answer(&op);
-    assert_int_equal(json_object_size(r), 3);
+    assert_int_equal(json_object_size(r), 5);
+    assert_string_equal(jstr(r, "adapter"), "webhook");
+    assert_string_equal(jstr(r, "mode"), "opened");
     assert_string_equal(jstr(r, "id"), "b1");
     assert_string_equal(jstr(r, "url"), "https://backend.example/hook");
     whsec_is(jstr(r, "whsec"), "tenant/acme/backend/b1/whsec");
@@ -556,17 +558,68 @@ test_backends(void **state)
     op.url = "http://127.0.0.1:8080/in";
     op.text = whpk;
     r = answer(&op);
-    assert_int_equal(json_object_size(r), 3);
+    assert_int_equal(json_object_size(r), 5);
     assert_string_equal(jstr(r, "id"), "b2");
     assert_string_not_equal(jstr(r, "whsec"), first);
     whsec_is(jstr(r, "whsec"), "tenant/acme/backend/b2/whsec");
     json_decref(r);
 
-    /* list: both, with their ids, URLs and keys, and no secret */
+    /* a NATS backend in end-to-end mode, with its own subject prefix */
+    op = mk(NG_MANAGE_BACKEND_ADD, "acme");
+    op.url = "nats://127.0.0.1:4222";
+    op.backend.adapter = "nats";
+    op.backend.mode = "sealed";
+    op.backend.subject = "bus.acme";
+    r = answer(&op);
+    assert_string_equal(jstr(r, "id"), "b3");
+    assert_string_equal(jstr(r, "adapter"), "nats");
+    assert_string_equal(jstr(r, "mode"), "sealed");
+    json_decref(r);
+
+    /* what does not fit: each refused before the vault is touched */
+    {
+        static const struct {
+            const char *url, *adapter, *mode, *subject, *why;
+        } bad[] = {
+            {"https://x.example/in", "smtp", NULL, NULL, "adapter: expected webhook or nats"},
+            {"https://x.example/in", NULL, "open", NULL, "mode: expected opened or sealed"},
+            {"nats://127.0.0.1:4222", NULL, NULL, NULL, "url: expected an http:// or https:// URL"},
+            {"https://x.example/in", NULL, NULL, "a.b", "subject: only for the nats adapter"},
+            {"https://x.example/in", "nats", NULL, NULL, "url: expected nats://host:port"},
+            {"nats://u:p@127.0.0.1:4222", "nats", NULL, NULL, "url: expected nats://host:port"},
+            {"nats://a:1,b:2", "nats", NULL, NULL, "url: expected nats://host:port"},
+            {"nats://127.0.0.1:4222/x", "nats", NULL, NULL, "url: expected nats://host:port"},
+            {"nats://127.0.0.1:4222", "nats", NULL, "a.*", "subject: expected"},
+            {"nats://127.0.0.1:4222", "nats", NULL, "a..b", "subject: expected"},
+            {"nats://127.0.0.1:4222", "nats", NULL, "a b", "subject: expected"},
+        };
+        size_t i;
+
+        for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            ng_tenant_backend_opts bo = {bad[i].adapter, bad[i].mode, bad[i].subject};
+            const char *why = ng_tenant_backend_problem(bad[i].url, &bo);
+
+            assert_non_null(why);
+            if (strncmp(why, bad[i].why, strlen(bad[i].why)) != 0)
+                fail_msg("case %zu: \"%s\", want \"%s...\"", i, why, bad[i].why);
+            op = mk(NG_MANAGE_BACKEND_ADD, "acme");
+            op.url = bad[i].url;
+            op.backend = bo;
+            assert_int_equal(run(&op), NG_ERR_INVALID_ARG);
+        }
+    }
+
+    /* list: all three, with their ids, URLs, keys, adapters and modes, and no secret */
     op = mk(NG_MANAGE_BACKEND_LIST, "acme");
     r = answer(&op);
     list = json_object_get(r, "backends");
-    assert_int_equal(json_array_size(list), 2);
+    assert_int_equal(json_array_size(list), 3);
+    assert_string_equal(jstr(json_array_get(list, 0), "adapter"), "webhook");
+    assert_string_equal(jstr(json_array_get(list, 0), "mode"), "opened");
+    assert_string_equal(jstr(json_array_get(list, 2), "url"), "nats://127.0.0.1:4222");
+    assert_string_equal(jstr(json_array_get(list, 2), "adapter"), "nats");
+    assert_string_equal(jstr(json_array_get(list, 2), "mode"), "sealed");
+    assert_string_equal(jstr(json_array_get(list, 2), "subject"), "bus.acme");
     assert_string_equal(jstr(json_array_get(list, 0), "id"), "b1");
     assert_string_equal(jstr(json_array_get(list, 0), "url"), "https://backend.example/hook");
     assert_string_equal(jstr(json_array_get(list, 1), "id"), "b2");
@@ -604,8 +657,9 @@ test_backends(void **state)
     op = mk(NG_MANAGE_BACKEND_LIST, "acme");
     r = answer(&op);
     list = json_object_get(r, "backends");
-    assert_int_equal(json_array_size(list), 1);
+    assert_int_equal(json_array_size(list), 2);
     assert_string_equal(jstr(json_array_get(list, 0), "id"), "b2");
+    assert_string_equal(jstr(json_array_get(list, 1), "id"), "b3");
     json_decref(r);
 }
 

@@ -1,0 +1,935 @@
+/*
+ * NATS JetStream for backends (ng_nats.h). Each URL has a connection and a
+ * thread that publishes its jobs one at a time, waiting for each ack, and
+ * binds its consumers whenever they are not bound. Finished jobs go to one
+ * done list that the caller collects. Consumers whose owner let go are
+ * kept (unbound) until ng_nats_free, because libnats may still hold a
+ * message for their callback.
+ */
+#include "ng_nats.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <nats/nats.h>
+#include <sodium.h>
+
+#include "ng_webhook.h"
+
+enum {
+    HEADERS_MAX = 8 + NG_DELIVER_MAX_EXTRAS,
+    TICK_MS = 500,          /* how often an idle connection thread looks at its consumers */
+    RECONNECT_MIN_MS = 250, /* the first reconnect delay, doubling ... */
+    RECONNECT_MAX_MS = 5000,
+    CONNECT_TIMEOUT_MS = 2000,
+    DELIVERY_POOL = 4, /* libnats threads running submit callbacks, for all connections */
+};
+
+struct job {
+    struct job *next;
+    char *subject, *id;
+    const struct stream *stream;
+    char *names[HEADERS_MAX], *values[HEADERS_MAX];
+    size_t nheaders;
+    uint8_t *body;
+    size_t body_len;
+    /* Copies of the keys, wiped once they have signed. */
+    uint8_t secret[NG_WEBHOOK_SECRET_MAX], secret_prev[NG_WEBHOOK_SECRET_MAX];
+    size_t secret_len, secret_prev_len;
+    uint8_t sk[NG_WEBHOOK_SK_BYTES], sk_prev[NG_WEBHOOK_SK_BYTES];
+    int has_sk, has_sk_prev;
+    struct timespec started;
+    ng_deliver_result r;
+};
+
+struct stream {
+    struct stream *next;
+    char name[NG_NATS_NAME_MAX + 1], subjects[NG_NATS_NAME_MAX + 1];
+    int ensured; /* on this connection */
+};
+
+struct consumer {
+    struct consumer *next; /* of its connection */
+    struct conn *conn;
+    struct stream *stream;
+    char subject[NG_NATS_NAME_MAX + 1], durable[NG_NATS_NAME_MAX + 1], deliver[NG_NATS_NAME_MAX + 16];
+    natsSubscription *sub; /* the connection thread's */
+    ng_nats_submit_cb cb;
+    void *ctx;
+    pthread_mutex_t lock; /* the fields below */
+    pthread_cond_t idle;
+    int dead, running;
+    atomic_int bound;
+};
+
+struct conn {
+    struct conn *next;
+    ng_nats *n;
+    char url[NG_NATS_URL_MAX + 1];
+    natsConnection *nc;
+    jsCtx *js;
+    pthread_t thread;
+    int started, was_connected;
+    /* Under n->lock. */
+    struct job *head, *tail;
+    struct stream *streams;
+    struct consumer *consumers;
+    int rebind; /* a consumer was added, or the connection came back */
+    pthread_cond_t work;
+};
+
+struct ng_nats {
+    ng_nats_opts o;
+    pthread_mutex_t lock;
+    struct conn *conns;
+    struct job *done_head, *done_tail;
+    size_t pending;
+    int stopping, used;
+};
+
+struct ng_nats_msg {
+    natsMsg *msg;
+    int64_t stored_ms;
+    uint64_t deliveries;
+};
+
+/* ------------------------------------------------------------------ */
+/* Names                                                               */
+
+static int
+name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+
+int
+ng_nats_name_ok(const char *name)
+{
+    size_t i;
+
+    for (i = 0; name[i] != '\0'; i++)
+        if (!name_char(name[i]) || i >= NG_NATS_NAME_MAX)
+            return 0;
+    return i > 0;
+}
+
+/* Tokens joined by '.'; with wild, the last token may be '>' (a stream's subjects). */
+static int
+subject_ok(const char *s, int wild)
+{
+    size_t i, token = 0, len = strlen(s);
+
+    if (len == 0 || len > NG_NATS_NAME_MAX)
+        return 0;
+    for (i = 0; i < len; i++) {
+        if (s[i] == '.') {
+            if (token == 0)
+                return 0;
+            token = 0;
+        } else if (wild && s[i] == '>' && token == 0 && i == len - 1) {
+            token = 1;
+        } else if (name_char(s[i])) {
+            token++;
+        } else {
+            return 0;
+        }
+    }
+    return token > 0;
+}
+
+int
+ng_nats_subject_ok(const char *s)
+{
+    return subject_ok(s, 0);
+}
+
+static int
+stream_ok(const ng_nats_stream *s)
+{
+    return s->url != NULL && strlen(s->url) <= NG_NATS_URL_MAX && strncmp(s->url, "nats://", 7) == 0 &&
+           s->name != NULL && ng_nats_name_ok(s->name) && s->subjects != NULL && subject_ok(s->subjects, 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* Jobs                                                                */
+
+static void
+wipe_keys(struct job *j)
+{
+    sodium_memzero(j->secret, sizeof j->secret);
+    sodium_memzero(j->secret_prev, sizeof j->secret_prev);
+    sodium_memzero(j->sk, sizeof j->sk);
+    sodium_memzero(j->sk_prev, sizeof j->sk_prev);
+    j->secret_len = j->secret_prev_len = 0;
+    j->has_sk = j->has_sk_prev = 0;
+}
+
+static void
+job_free(struct job *j)
+{
+    size_t i;
+
+    wipe_keys(j);
+    for (i = 0; i < j->nheaders; i++) {
+        free(j->names[i]);
+        free(j->values[i]);
+    }
+    /* The body may be a message in clear. */
+    if (j->body != NULL)
+        sodium_memzero(j->body, j->body_len);
+    free(j->body);
+    free(j->subject);
+    free(j->id);
+    free(j);
+}
+
+static int
+keep_header(void *ctx, const char *name, const char *value)
+{
+    struct job *j = ctx;
+
+    if (j->nheaders == HEADERS_MAX)
+        return -1;
+    j->names[j->nheaders] = strdup(name);
+    j->values[j->nheaders] = strdup(value);
+    j->nheaders++;
+    return j->names[j->nheaders - 1] == NULL || j->values[j->nheaders - 1] == NULL;
+}
+
+static double
+elapsed_s(const struct timespec *since)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - since->tv_sec) + (double)(now.tv_nsec - since->tv_nsec) / 1e9;
+}
+
+/* Under n->lock. */
+static void
+done_push(ng_nats *n, struct job *j)
+{
+    j->next = NULL;
+    if (n->done_tail != NULL)
+        n->done_tail->next = j;
+    else
+        n->done_head = j;
+    n->done_tail = j;
+}
+
+static void
+finish(ng_nats *n, struct job *j, ng_deliver_outcome outcome, const char *fmt, const char *arg)
+{
+    j->r.outcome = outcome;
+    j->r.seconds = elapsed_s(&j->started);
+    snprintf(j->r.error, sizeof j->r.error, fmt, arg);
+    wipe_keys(j);
+    pthread_mutex_lock(&n->lock);
+    done_push(n, j);
+    pthread_mutex_unlock(&n->lock);
+    if (n->o.wakeup != NULL)
+        n->o.wakeup(n->o.wakeup_ctx);
+}
+
+/* ------------------------------------------------------------------ */
+/* Connections                                                         */
+
+static void
+log_event(struct conn *c, const char *event, const char *detail)
+{
+    if (c->n->o.log != NULL)
+        c->n->o.log(c->n->o.log_ctx, event, c->url, detail);
+}
+
+static void
+on_disconnected(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    log_event(closure, "NATS disconnected", "");
+}
+
+static void
+on_reconnected(natsConnection *nc, void *closure)
+{
+    struct conn *c = closure;
+
+    (void)nc;
+    pthread_mutex_lock(&c->n->lock);
+    c->rebind = 1;
+    pthread_cond_signal(&c->work);
+    pthread_mutex_unlock(&c->n->lock);
+    log_event(c, "NATS connected", "");
+}
+
+/* 250 ms doubling to 5 s, +-20%: many gateways that lost one server do not come back in step. */
+static int64_t
+reconnect_delay(natsConnection *nc, int attempts, void *closure)
+{
+    int64_t ms = RECONNECT_MIN_MS;
+
+    (void)nc;
+    (void)closure;
+    while (attempts-- > 1 && ms < RECONNECT_MAX_MS)
+        ms *= 2;
+    if (ms > RECONNECT_MAX_MS)
+        ms = RECONNECT_MAX_MS;
+    return ms * 8 / 10 + (int64_t)randombytes_uniform((uint32_t)(ms * 4 / 10 + 1));
+}
+
+static natsStatus
+conn_open(struct conn *c)
+{
+    natsOptions *o = NULL;
+    natsStatus s = natsOptions_Create(&o);
+
+    if (s == NATS_OK)
+        s = natsOptions_SetURL(o, c->url);
+    if (s == NATS_OK)
+        s = natsOptions_SetName(o, "noisegate");
+    if (s == NATS_OK)
+        s = natsOptions_SetTimeout(o, CONNECT_TIMEOUT_MS);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxReconnect(o, -1);
+    if (s == NATS_OK)
+        s = natsOptions_SetCustomReconnectDelay(o, reconnect_delay, NULL);
+    if (s == NATS_OK)
+        s = natsOptions_SetRetryOnFailedConnect(o, true, on_reconnected, c);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectedCB(o, on_reconnected, c);
+    if (s == NATS_OK)
+        s = natsOptions_SetDisconnectedCB(o, on_disconnected, c);
+    if (s == NATS_OK)
+        s = natsOptions_UseGlobalMessageDelivery(o, true);
+    if (s == NATS_OK) {
+        s = natsConnection_Connect(&c->nc, o);
+        if (s == NATS_NOT_YET_CONNECTED)
+            s = NATS_OK;
+        else if (s == NATS_OK)
+            log_event(c, "NATS connected", "");
+    }
+    if (s == NATS_OK)
+        s = natsConnection_JetStream(&c->js, c->nc, NULL);
+    natsOptions_Destroy(o);
+    return s;
+}
+
+static int
+connected(struct conn *c)
+{
+    return c->nc != NULL && natsConnection_Status(c->nc) == NATS_CONN_STATUS_CONNECTED;
+}
+
+/* Creates the stream unless it, or another that takes its subjects, exists. */
+static int
+ensure_stream(struct conn *c, struct stream *st)
+{
+    jsStreamConfig cfg;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    const char *subjects[1] = {st->subjects};
+    natsStatus s;
+    char detail[NG_NATS_NAME_MAX + 64];
+
+    if (st->ensured)
+        return 0;
+    jsStreamConfig_Init(&cfg);
+    cfg.Name = st->name;
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Storage = js_FileStorage;
+    s = js_AddStream(&si, c->js, &cfg, NULL, &jerr);
+    jsStreamInfo_Destroy(si);
+    if (s == NATS_OK || jerr == JSStreamNameExistErr || jerr == JSStreamSubjectOverlapErr) {
+        st->ensured = 1;
+        return 0;
+    }
+    snprintf(detail, sizeof detail, "stream %s: %s (%d)", st->name, natsStatus_GetText(s), (int)jerr);
+    log_event(c, "NATS stream not created", detail);
+    return -1;
+}
+
+static void
+publish(struct conn *c, struct job *j)
+{
+    char header[NG_WEBHOOK_SIGNERS_BYTES], ts[24], code[32];
+    ng_webhook_signers signers = {j->secret,
+                                  j->secret_len,
+                                  j->secret_prev,
+                                  j->secret_prev_len,
+                                  j->has_sk ? j->sk : NULL,
+                                  j->has_sk_prev ? j->sk_prev : NULL};
+    int64_t now = (int64_t)time(NULL);
+    natsMsg *m = NULL;
+    jsPubOptions po;
+    jsPubAck *ack = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s;
+    size_t i;
+
+    clock_gettime(CLOCK_MONOTONIC, &j->started);
+    if (!connected(c)) {
+        finish(c->n, j, NG_DELIVER_RETRY, "%s", "NATS not connected");
+        return;
+    }
+    if (ensure_stream(c, (struct stream *)j->stream) != 0) {
+        finish(c->n, j, NG_DELIVER_RETRY, "%s", "NATS stream not available");
+        return;
+    }
+    if (ng_webhook_sign_all(header, &signers, j->id, now, j->body, j->body_len) != NG_OK) {
+        finish(c->n, j, NG_DELIVER_RETRY, "%s", "cannot sign");
+        return;
+    }
+    wipe_keys(j);
+    snprintf(ts, sizeof ts, "%lld", (long long)now);
+    s = natsMsg_Create(&m, j->subject, NULL, (const char *)j->body, (int)j->body_len);
+    for (i = 0; i < j->nheaders && s == NATS_OK; i++)
+        s = natsMsgHeader_Set(m, j->names[i], j->values[i]);
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set(m, "webhook-timestamp", ts);
+    if (s == NATS_OK && header[0] != '\0')
+        s = natsMsgHeader_Set(m, "webhook-signature", header);
+    if (s != NATS_OK) {
+        natsMsg_Destroy(m);
+        finish(c->n, j, NG_DELIVER_RETRY, "cannot build the message: %s", natsStatus_GetText(s));
+        return;
+    }
+    jsPubOptions_Init(&po);
+    po.MsgId = j->id;
+    po.ExpectStream = j->stream->name;
+    po.MaxWait = (int64_t)c->n->o.timeout_ms;
+    s = js_PublishMsg(&ack, c->js, m, &po, &jerr);
+    natsMsg_Destroy(m);
+    jsPubAck_Destroy(ack);
+    if (s == NATS_OK) {
+        finish(c->n, j, NG_DELIVER_ACKED, "%s", "");
+        return;
+    }
+    if (s == NATS_NO_RESPONDERS)
+        ((struct stream *)j->stream)->ensured = 0; /* gone from the server: create it again next time */
+    if (jerr != 0) {
+        snprintf(code, sizeof code, "%d", (int)jerr);
+        finish(c->n, j, NG_DELIVER_RETRY, "JetStream refused the publish: error %s", code);
+    } else if (s == NATS_TIMEOUT) {
+        finish(c->n, j, NG_DELIVER_RETRY, "%s", "no ack from JetStream in time");
+    } else {
+        finish(c->n, j, NG_DELIVER_RETRY, "NATS: %s", natsStatus_GetText(s));
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Consumers                                                           */
+
+const char *
+ng_nats_msg_header(const ng_nats_msg *m, const char *name)
+{
+    const char **keys = NULL, *v = NULL;
+    int n = 0, i;
+
+    if (natsMsgHeader_Keys(m->msg, &keys, &n) != NATS_OK)
+        return NULL;
+    for (i = 0; i < n; i++)
+        if (strcasecmp(keys[i], name) == 0) {
+            if (natsMsgHeader_Get(m->msg, keys[i], &v) != NATS_OK)
+                v = NULL;
+            break;
+        }
+    free((void *)keys);
+    return v;
+}
+
+const uint8_t *
+ng_nats_msg_body(const ng_nats_msg *m, size_t *len)
+{
+    *len = (size_t)natsMsg_GetDataLength(m->msg);
+    return (const uint8_t *)natsMsg_GetData(m->msg);
+}
+
+int64_t
+ng_nats_msg_stored_ms(const ng_nats_msg *m)
+{
+    return m->stored_ms;
+}
+
+uint64_t
+ng_nats_msg_deliveries(const ng_nats_msg *m)
+{
+    return m->deliveries;
+}
+
+static void
+on_message(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    struct consumer *k = closure;
+    jsMsgMetaData *meta = NULL;
+    ng_nats_msg m = {msg, 0, 0};
+    ng_nats_verdict v;
+    int64_t retry_ms = 1000;
+
+    (void)nc;
+    (void)sub;
+    pthread_mutex_lock(&k->lock);
+    if (k->dead) {
+        pthread_mutex_unlock(&k->lock);
+        natsMsg_Destroy(msg); /* not acked: it goes to whoever consumes it next */
+        return;
+    }
+    k->running++;
+    pthread_mutex_unlock(&k->lock);
+    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+        m.stored_ms = meta->Timestamp / 1000000;
+        m.deliveries = meta->NumDelivered;
+        jsMsgMetaData_Destroy(meta);
+    }
+    v = k->cb(k->ctx, &m, &retry_ms);
+    if (v == NG_NATS_ACK)
+        natsMsg_Ack(msg, NULL);
+    else if (v == NG_NATS_TERM)
+        natsMsg_Term(msg, NULL);
+    else
+        natsMsg_NakWithDelay(msg, retry_ms > 0 ? retry_ms : 1000, NULL);
+    natsMsg_Destroy(msg);
+    pthread_mutex_lock(&k->lock);
+    if (--k->running == 0)
+        pthread_cond_broadcast(&k->idle);
+    pthread_mutex_unlock(&k->lock);
+}
+
+/* Creates the durable unless it exists, and subscribes to it; on the connection thread. */
+static void
+bind(struct conn *c, struct consumer *k)
+{
+    jsConsumerConfig cc;
+    jsConsumerInfo *ci = NULL;
+    jsSubOptions so;
+    jsErrCode jerr = 0;
+    natsStatus s;
+    char detail[NG_NATS_NAME_MAX + 64];
+
+    if (k->sub != NULL || ensure_stream(c, k->stream) != 0)
+        return;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = k->durable;
+    cc.AckPolicy = js_AckExplicit;
+    cc.AckWait = (int64_t)NG_NATS_ACK_WAIT_MS * 1000000;
+    cc.MaxAckPending = NG_NATS_MAX_ACK_PENDING;
+    cc.MaxDeliver = -1;
+    cc.FilterSubject = k->subject;
+    cc.DeliverSubject = k->deliver;
+    cc.DeliverGroup = k->durable;
+    s = js_AddConsumer(&ci, c->js, k->stream->name, &cc, NULL, &jerr);
+    jsConsumerInfo_Destroy(ci);
+    if (s != NATS_OK && jerr != JSConsumerNameExistErr) {
+        snprintf(detail, sizeof detail, "consumer %s: %s (%d)", k->durable, natsStatus_GetText(s), (int)jerr);
+        log_event(c, "NATS consumer not created", detail);
+        return;
+    }
+    jsSubOptions_Init(&so);
+    so.Stream = k->stream->name;
+    so.Consumer = k->durable;
+    so.Queue = k->durable;
+    so.ManualAck = true;
+    jerr = 0;
+    s = js_Subscribe(&k->sub, c->js, k->subject, on_message, k, NULL, &so, &jerr);
+    if (s != NATS_OK) {
+        k->sub = NULL;
+        snprintf(detail, sizeof detail, "consumer %s: %s (%d)", k->durable, natsStatus_GetText(s), (int)jerr);
+        log_event(c, "NATS consumer not bound", detail);
+        return;
+    }
+    atomic_store(&k->bound, 1);
+}
+
+/* The consumer's subscription: a bound one leaves the durable on the server. */
+static void
+unbind(struct consumer *k)
+{
+    if (k->sub == NULL)
+        return;
+    atomic_store(&k->bound, 0);
+    natsSubscription_Unsubscribe(k->sub);
+    natsSubscription_Destroy(k->sub);
+    k->sub = NULL;
+}
+
+static void *
+conn_run(void *arg)
+{
+    struct conn *c = arg;
+    ng_nats *n = c->n;
+
+    if (conn_open(c) != NATS_OK)
+        log_event(c, "NATS connection failed", "a bad URL, or out of memory");
+    for (;;) {
+        struct job *j = NULL;
+        struct consumer *k;
+        int rebind;
+
+        pthread_mutex_lock(&n->lock);
+        while (!n->stopping && c->head == NULL && !c->rebind) {
+            struct timespec ts;
+
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += (long)TICK_MS * 1000000L;
+            ts.tv_sec += ts.tv_nsec / 1000000000L;
+            ts.tv_nsec %= 1000000000L;
+            if (pthread_cond_timedwait(&c->work, &n->lock, &ts) != 0)
+                break;
+        }
+        if (n->stopping) {
+            pthread_mutex_unlock(&n->lock);
+            break;
+        }
+        j = c->head;
+        if (j != NULL) {
+            c->head = j->next;
+            if (c->head == NULL)
+                c->tail = NULL;
+        }
+        rebind = c->rebind;
+        c->rebind = 0;
+        pthread_mutex_unlock(&n->lock);
+        if (j != NULL)
+            publish(c, j);
+        if (c->js == NULL || !connected(c))
+            continue;
+        /* Consumers not bound yet, or whose subscription a lost server took with it. */
+        pthread_mutex_lock(&n->lock);
+        k = c->consumers;
+        pthread_mutex_unlock(&n->lock);
+        for (; k != NULL; k = k->next) {
+            int dead;
+
+            pthread_mutex_lock(&k->lock);
+            dead = k->dead;
+            pthread_mutex_unlock(&k->lock);
+            if (dead)
+                unbind(k);
+            else if (rebind && k->sub != NULL && !natsSubscription_IsValid(k->sub))
+                unbind(k);
+            if (!dead && k->sub == NULL)
+                bind(c, k);
+        }
+    }
+    return NULL;
+}
+
+/* The connection for url, started if new; under n->lock. */
+static struct conn *
+conn_get(ng_nats *n, const char *url)
+{
+    struct conn *c;
+
+    for (c = n->conns; c != NULL; c = c->next)
+        if (strcmp(c->url, url) == 0)
+            return c;
+    c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->n = n;
+    snprintf(c->url, sizeof c->url, "%s", url);
+    pthread_cond_init(&c->work, NULL);
+    if (pthread_create(&c->thread, NULL, conn_run, c) != 0) {
+        pthread_cond_destroy(&c->work);
+        free(c);
+        return NULL;
+    }
+    c->started = 1;
+    c->next = n->conns;
+    n->conns = c;
+    n->used = 1;
+    return c;
+}
+
+/* The connection's record of a stream; under n->lock. */
+static struct stream *
+stream_get(struct conn *c, const ng_nats_stream *s)
+{
+    struct stream *st;
+
+    for (st = c->streams; st != NULL; st = st->next)
+        if (strcmp(st->name, s->name) == 0)
+            return st;
+    st = calloc(1, sizeof *st);
+    if (st == NULL)
+        return NULL;
+    snprintf(st->name, sizeof st->name, "%s", s->name);
+    snprintf(st->subjects, sizeof st->subjects, "%s", s->subjects);
+    st->next = c->streams;
+    c->streams = st;
+    return st;
+}
+
+/* ------------------------------------------------------------------ */
+/* The handle                                                          */
+
+ng_err
+ng_nats_new(ng_nats **out, const ng_nats_opts *o)
+{
+    ng_nats *n = calloc(1, sizeof *n);
+
+    *out = NULL;
+    if (n == NULL)
+        return NG_ERR_NOMEM;
+    if (o != NULL)
+        n->o = *o;
+    if (n->o.timeout_ms == 0)
+        n->o.timeout_ms = NG_NATS_DEFAULT_TIMEOUT_MS;
+    if (n->o.max_queued == 0)
+        n->o.max_queued = NG_DELIVER_DEFAULT_MAX_QUEUED;
+    pthread_mutex_init(&n->lock, NULL);
+    *out = n;
+    return NG_OK;
+}
+
+void
+ng_nats_free(ng_nats *n)
+{
+    struct conn *c, *cn;
+    struct job *j, *jn;
+
+    if (n == NULL)
+        return;
+    pthread_mutex_lock(&n->lock);
+    n->stopping = 1;
+    for (c = n->conns; c != NULL; c = c->next)
+        pthread_cond_signal(&c->work);
+    pthread_mutex_unlock(&n->lock);
+    for (c = n->conns; c != NULL; c = c->next) {
+        struct consumer *k;
+
+        pthread_join(c->thread, NULL);
+        for (k = c->consumers; k != NULL; k = k->next) {
+            pthread_mutex_lock(&k->lock);
+            k->dead = 1;
+            while (k->running > 0)
+                pthread_cond_wait(&k->idle, &k->lock);
+            pthread_mutex_unlock(&k->lock);
+            unbind(k);
+        }
+        if (c->nc != NULL)
+            natsConnection_Close(c->nc);
+    }
+    for (c = n->conns; c != NULL; c = cn) {
+        struct stream *st, *sn;
+        struct consumer *k, *kn;
+
+        cn = c->next;
+        jsCtx_Destroy(c->js);
+        natsConnection_Destroy(c->nc);
+        for (j = c->head; j != NULL; j = jn) {
+            jn = j->next;
+            job_free(j);
+        }
+        for (k = c->consumers; k != NULL; k = kn) {
+            kn = k->next;
+            pthread_mutex_destroy(&k->lock);
+            pthread_cond_destroy(&k->idle);
+            free(k);
+        }
+        for (st = c->streams; st != NULL; st = sn) {
+            sn = st->next;
+            free(st);
+        }
+        pthread_cond_destroy(&c->work);
+        free(c);
+    }
+    for (j = n->done_head; j != NULL; j = jn) {
+        jn = j->next;
+        job_free(j);
+    }
+    /* libnats's own threads and memory, so that a leak check sees none. */
+    if (n->used)
+        nats_CloseAndWait(2000);
+    pthread_mutex_destroy(&n->lock);
+    free(n);
+}
+
+ng_err
+ng_nats_publish(ng_nats *n, const ng_nats_stream *s, const char *subject, const ng_deliver_job *job)
+{
+    struct job *j;
+    struct conn *c;
+    ng_err err;
+
+    if (!stream_ok(s) || !ng_nats_subject_ok(subject) || job->id == NULL)
+        return NG_ERR_INVALID_ARG;
+    if ((job->secret != NULL && job->secret_len > NG_WEBHOOK_SECRET_MAX) ||
+        (job->secret_prev != NULL && job->secret_prev_len > NG_WEBHOOK_SECRET_MAX))
+        return NG_ERR_INVALID_ARG;
+    if (n->pending >= n->o.max_queued)
+        return NG_ERR_TOO_LARGE;
+    j = calloc(1, sizeof *j);
+    if (j == NULL)
+        return NG_ERR_NOMEM;
+    err = ng_deliver_headers(job, keep_header, j);
+    if (err) {
+        job_free(j);
+        return err;
+    }
+    j->r.user = job->user;
+    j->r.retry_after_ms = -1;
+    j->subject = strdup(subject);
+    j->id = strdup(job->id);
+    j->body_len = job->body_len;
+    j->body = malloc(job->body_len > 0 ? job->body_len : 1);
+    if (j->subject == NULL || j->id == NULL || j->body == NULL) {
+        job_free(j);
+        return NG_ERR_NOMEM;
+    }
+    if (job->body_len > 0)
+        memcpy(j->body, job->body, job->body_len);
+    if (job->secret != NULL) {
+        memcpy(j->secret, job->secret, job->secret_len);
+        j->secret_len = job->secret_len;
+    }
+    if (job->secret_prev != NULL) {
+        memcpy(j->secret_prev, job->secret_prev, job->secret_prev_len);
+        j->secret_prev_len = job->secret_prev_len;
+    }
+    if (job->sk != NULL) {
+        memcpy(j->sk, job->sk, sizeof j->sk);
+        j->has_sk = 1;
+    }
+    if (job->sk_prev != NULL) {
+        memcpy(j->sk_prev, job->sk_prev, sizeof j->sk_prev);
+        j->has_sk_prev = 1;
+    }
+    pthread_mutex_lock(&n->lock);
+    c = conn_get(n, s->url);
+    j->stream = c != NULL ? stream_get(c, s) : NULL;
+    if (j->stream == NULL) {
+        pthread_mutex_unlock(&n->lock);
+        job_free(j);
+        return NG_ERR_NOMEM;
+    }
+    if (c->tail != NULL)
+        c->tail->next = j;
+    else
+        c->head = j;
+    c->tail = j;
+    n->pending++;
+    pthread_cond_signal(&c->work);
+    pthread_mutex_unlock(&n->lock);
+    return NG_OK;
+}
+
+size_t
+ng_nats_pending(ng_nats *n)
+{
+    size_t p;
+
+    pthread_mutex_lock(&n->lock);
+    p = n->pending;
+    pthread_mutex_unlock(&n->lock);
+    return p;
+}
+
+void
+ng_nats_collect(ng_nats *n, ng_deliver_cb cb, void *ctx)
+{
+    struct job *j, *next;
+
+    pthread_mutex_lock(&n->lock);
+    j = n->done_head;
+    n->done_head = n->done_tail = NULL;
+    pthread_mutex_unlock(&n->lock);
+    for (; j != NULL; j = next) {
+        next = j->next;
+        pthread_mutex_lock(&n->lock);
+        n->pending--;
+        pthread_mutex_unlock(&n->lock);
+        cb(ctx, &j->r);
+        job_free(j);
+    }
+}
+
+/* The consumer named durable on any connection; under n->lock. */
+static struct consumer *
+consumer_find(ng_nats *n, const char *durable)
+{
+    struct conn *c;
+    struct consumer *k;
+
+    for (c = n->conns; c != NULL; c = c->next)
+        for (k = c->consumers; k != NULL; k = k->next)
+            if (!k->dead && strcmp(k->durable, durable) == 0)
+                return k;
+    return NULL;
+}
+
+ng_err
+ng_nats_consume(ng_nats *n, const ng_nats_stream *s, const char *subject, const char *durable, ng_nats_submit_cb cb,
+                void *ctx)
+{
+    struct consumer *k;
+    struct conn *c;
+
+    if (!stream_ok(s) || !ng_nats_subject_ok(subject) || !ng_nats_name_ok(durable))
+        return NG_ERR_INVALID_ARG;
+    pthread_mutex_lock(&n->lock);
+    if (consumer_find(n, durable) != NULL) {
+        pthread_mutex_unlock(&n->lock);
+        return NG_OK;
+    }
+    k = calloc(1, sizeof *k);
+    c = k != NULL ? conn_get(n, s->url) : NULL;
+    k != NULL &&c != NULL ? (void)(k->stream = stream_get(c, s)) : (void)0;
+    if (k == NULL || k->stream == NULL) {
+        pthread_mutex_unlock(&n->lock);
+        free(k);
+        return NG_ERR_NOMEM;
+    }
+    k->conn = c;
+    snprintf(k->subject, sizeof k->subject, "%s", subject);
+    snprintf(k->durable, sizeof k->durable, "%s", durable);
+    /* Where the server pushes the durable's messages: outside any stream's subjects that we create. */
+    snprintf(k->deliver, sizeof k->deliver, "_NG_PUSH.%s", durable);
+    k->cb = cb;
+    k->ctx = ctx;
+    pthread_mutex_init(&k->lock, NULL);
+    pthread_cond_init(&k->idle, NULL);
+    k->next = c->consumers;
+    c->consumers = k;
+    c->rebind = 1;
+    pthread_cond_signal(&c->work);
+    pthread_mutex_unlock(&n->lock);
+    return NG_OK;
+}
+
+void
+ng_nats_unconsume(ng_nats *n, const char *durable)
+{
+    struct consumer *k;
+
+    pthread_mutex_lock(&n->lock);
+    k = consumer_find(n, durable);
+    if (k != NULL) {
+        pthread_mutex_lock(&k->lock);
+        k->dead = 1;
+        /* The connection thread unsubscribes it; no callback reaches the owner after this. */
+        while (k->running > 0)
+            pthread_cond_wait(&k->idle, &k->lock);
+        pthread_mutex_unlock(&k->lock);
+        k->conn->rebind = 1;
+        pthread_cond_signal(&k->conn->work);
+    }
+    pthread_mutex_unlock(&n->lock);
+}
+
+int
+ng_nats_consuming(ng_nats *n, const char *durable)
+{
+    struct consumer *k;
+    int bound;
+
+    pthread_mutex_lock(&n->lock);
+    k = consumer_find(n, durable);
+    bound = k != NULL && atomic_load(&k->bound);
+    pthread_mutex_unlock(&n->lock);
+    return bound;
+}
