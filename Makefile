@@ -43,9 +43,10 @@ TESTS   := $(UNIT_SRC:%.c=$(BUILD)/%) $(CLI_SRC:%.c=$(BUILD)/%)
 BENCH   := $(BUILD)/bench/bench_envelope
 QBENCH  := $(BUILD)/bench/bench_queue
 DEMO_BACKEND := $(BUILD)/examples/demo_backend
+SEALED_BACKEND := $(BUILD)/examples/sealed_backend
 
 .PHONY: all test asan tsan bench fuzz install uninstall clean style help run demo
-all: $(BIN) $(LIB) $(DEMO_BACKEND)
+all: $(BIN) $(LIB) $(DEMO_BACKEND) $(SEALED_BACKEND)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
@@ -63,6 +64,11 @@ $(BIN): $(MAIN_OBJ) $(CORE) $(LIB)
 $(DEMO_BACKEND): examples/demo_backend.c $(CORE) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CORE) $(LIB) $(LDLIBS)
+
+# What a third-party sealed-mode backend needs: libnoisegate-envelope and its own HTTP libraries only.
+$(SEALED_BACKEND): examples/sealed_backend.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) -lsodium -lmicrohttpd -lcurl
 
 # One gateway with the embedded Redis and config/single.json, in the foreground.
 run:

@@ -243,7 +243,7 @@ static void
 log_event(struct conn *c, const char *event, const char *detail)
 {
     if (c->n->o.log != NULL)
-        c->n->o.log(c->n->o.log_ctx, event, c->url, detail);
+        c->n->o.log(c->n->o.log_ctx, strcmp(event, "NATS connected") != 0, event, c->url, detail);
 }
 
 static void

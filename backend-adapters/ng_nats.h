@@ -62,8 +62,8 @@ typedef struct ng_nats_opts {
     /* A result is ready to collect; called from the connection threads. */
     void (*wakeup)(void *ctx);
     void *wakeup_ctx;
-    /* Connection events, one line each ("connected", "disconnected", "reconnected", ...); any thread. */
-    void (*log)(void *ctx, const char *event, const char *url, const char *detail);
+    /* Connection events, one line each; warn for a loss or a failure, else news; any thread. */
+    void (*log)(void *ctx, int warn, const char *event, const char *url, const char *detail);
     void *log_ctx;
 } ng_nats_opts;
 

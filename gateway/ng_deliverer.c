@@ -494,11 +494,11 @@ nats_wakeup(void *ctx)
 }
 
 static void
-nats_log(void *ctx, const char *event, const char *url, const char *detail)
+nats_log(void *ctx, int warn, const char *event, const char *url, const char *detail)
 {
     ng_deliverer *d = ctx;
 
-    ng_log_event(ng_gateway_log(d->g), NG_LOG_WARN, event, "url", url, "detail", detail, NULL);
+    ng_log_event(ng_gateway_log(d->g), warn ? NG_LOG_WARN : NG_LOG_INFO, event, "url", url, "detail", detail, NULL);
 }
 
 /* The adapters and the bus, or NG_ERR_NOMEM with none of them. */
