@@ -83,7 +83,7 @@ $(BUILD)/tests/%: tests/%.c $(CORE) $(LIB)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CORE) $(LIB) $(LDLIBS) -lcmocka
 
 # Every suite, with one closing line: "tests: N passed, N failed".
-test: $(TESTS) $(BIN)
+test: $(TESTS) $(BIN) $(SEALED_BACKEND)
 	@NG_BIN=$(abspath $(BIN)) sh tests/run.sh $(TESTS)
 
 # The same suites built with AddressSanitizer and UndefinedBehaviorSanitizer.

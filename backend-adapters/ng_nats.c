@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include <jansson.h>
 #include <nats/nats.h>
 #include <sodium.h>
 
@@ -50,7 +51,8 @@ struct job {
 struct stream {
     struct stream *next;
     char name[NG_NATS_NAME_MAX + 1], subjects[NG_NATS_NAME_MAX + 1];
-    int ensured; /* on this connection */
+    char actual[NG_NATS_NAME_MAX + 1]; /* the stream that takes the subjects: ours, or the operator's */
+    int ensured;                       /* on this connection */
 };
 
 struct consumer {
@@ -324,6 +326,34 @@ connected(struct conn *c)
     return c->nc != NULL && natsConnection_Status(c->nc) == NATS_CONN_STATUS_CONNECTED;
 }
 
+/*
+ * The name of the stream that takes subject, asked of the JetStream API
+ * ($JS.API.STREAM.NAMES with a subject filter, which libnats does not
+ * expose); -1 if none or no answer.
+ */
+static int
+stream_for(struct conn *c, const char *subject, char out[NG_NATS_NAME_MAX + 1])
+{
+    char req[NG_NATS_NAME_MAX + 32];
+    natsMsg *reply = NULL;
+    json_t *doc = NULL;
+    const char *name;
+    int rc = -1;
+
+    snprintf(req, sizeof req, "{\"subject\":\"%s\"}", subject);
+    if (natsConnection_RequestString(&reply, c->nc, "$JS.API.STREAM.NAMES", req, CONNECT_TIMEOUT_MS) != NATS_OK)
+        return -1;
+    doc = json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, NULL);
+    name = json_string_value(json_array_get(json_object_get(doc, "streams"), 0));
+    if (name != NULL && ng_nats_name_ok(name)) {
+        snprintf(out, NG_NATS_NAME_MAX + 1, "%s", name);
+        rc = 0;
+    }
+    json_decref(doc);
+    natsMsg_Destroy(reply);
+    return rc;
+}
+
 /* Creates the stream unless it, or another that takes its subjects, exists. */
 static int
 ensure_stream(struct conn *c, struct stream *st)
@@ -344,7 +374,12 @@ ensure_stream(struct conn *c, struct stream *st)
     cfg.Storage = js_FileStorage;
     s = js_AddStream(&si, c->js, &cfg, NULL, &jerr);
     jsStreamInfo_Destroy(si);
-    if (s == NATS_OK || jerr == JSStreamNameExistErr || jerr == JSStreamSubjectOverlapErr) {
+    if (s == NATS_OK || jerr == JSStreamNameExistErr) {
+        snprintf(st->actual, sizeof st->actual, "%s", st->name);
+        st->ensured = 1;
+        return 0;
+    }
+    if (jerr == JSStreamSubjectOverlapErr && stream_for(c, st->subjects, st->actual) == 0) {
         st->ensured = 1;
         return 0;
     }
@@ -400,7 +435,7 @@ publish(struct conn *c, struct job *j)
     }
     jsPubOptions_Init(&po);
     po.MsgId = j->id;
-    po.ExpectStream = j->stream->name;
+    po.ExpectStream = j->stream->actual;
     po.MaxWait = (int64_t)c->n->o.timeout_ms;
     s = js_PublishMsg(&ack, c->js, m, &po, &jerr);
     natsMsg_Destroy(m);
@@ -521,7 +556,7 @@ bind(struct conn *c, struct consumer *k)
     cc.FilterSubject = k->subject;
     cc.DeliverSubject = k->deliver;
     cc.DeliverGroup = k->durable;
-    s = js_AddConsumer(&ci, c->js, k->stream->name, &cc, NULL, &jerr);
+    s = js_AddConsumer(&ci, c->js, k->stream->actual, &cc, NULL, &jerr);
     jsConsumerInfo_Destroy(ci);
     if (s != NATS_OK && jerr != JSConsumerNameExistErr) {
         snprintf(detail, sizeof detail, "consumer %s: %s (%d)", k->durable, natsStatus_GetText(s), (int)jerr);
@@ -529,7 +564,7 @@ bind(struct conn *c, struct consumer *k)
         return;
     }
     jsSubOptions_Init(&so);
-    so.Stream = k->stream->name;
+    so.Stream = k->stream->actual;
     so.Consumer = k->durable;
     so.Queue = k->durable;
     so.ManualAck = true;
