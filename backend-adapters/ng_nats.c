@@ -28,7 +28,7 @@ enum {
     RECONNECT_MIN_MS = 250, /* the first reconnect delay, doubling ... */
     RECONNECT_MAX_MS = 5000,
     CONNECT_TIMEOUT_MS = 2000,
-    DELIVERY_POOL = 4, /* libnats threads running submit callbacks, for all connections */
+    DRAIN_MS = 5000,   /* a consumer let go of: how long its messages in hand may take */
 };
 
 struct job {
@@ -67,6 +67,7 @@ struct consumer {
     pthread_cond_t idle;
     int dead, running;
     atomic_int bound;
+    int complained; /* a failure to bind was logged; the connection thread's */
 };
 
 struct conn {
@@ -77,6 +78,7 @@ struct conn {
     jsCtx *js;
     pthread_t thread;
     int started, was_connected;
+    int closed; /* libnats made its last callback (under n->lock) */
     /* Under n->lock. */
     struct job *head, *tail;
     struct stream *streams;
@@ -91,7 +93,7 @@ struct ng_nats {
     struct conn *conns;
     struct job *done_head, *done_tail;
     size_t pending;
-    int stopping, used;
+    int stopping;
 };
 
 struct ng_nats_msg {
@@ -195,6 +197,9 @@ keep_header(void *ctx, const char *name, const char *value)
 {
     struct job *j = ctx;
 
+    /* libnats 3.4 cannot read a header with an empty value back (it takes the next line for it). */
+    if (value[0] == '\0')
+        return 0;
     if (j->nheaders == HEADERS_MAX)
         return -1;
     j->names[j->nheaders] = strdup(name);
@@ -251,8 +256,29 @@ log_event(struct conn *c, const char *event, const char *detail)
 static void
 on_disconnected(natsConnection *nc, void *closure)
 {
+    struct conn *c = closure;
+    int stopping;
+
     (void)nc;
-    log_event(closure, "NATS disconnected", "");
+    pthread_mutex_lock(&c->n->lock);
+    stopping = c->n->stopping;
+    pthread_mutex_unlock(&c->n->lock);
+    if (!stopping) /* closing it ourselves is not news */
+        log_event(c, "NATS disconnected", "");
+}
+
+/* libnats's last callback for the connection: after it, c may be freed. */
+static void
+on_closed(natsConnection *nc, void *closure)
+{
+    struct conn *c = closure;
+    ng_nats *n = c->n;
+
+    (void)nc;
+    pthread_mutex_lock(&n->lock);
+    c->closed = 1;
+    pthread_cond_broadcast(&c->work);
+    pthread_mutex_unlock(&n->lock);
 }
 
 static void
@@ -305,6 +331,8 @@ conn_open(struct conn *c)
         s = natsOptions_SetReconnectedCB(o, on_reconnected, c);
     if (s == NATS_OK)
         s = natsOptions_SetDisconnectedCB(o, on_disconnected, c);
+    if (s == NATS_OK)
+        s = natsOptions_SetClosedCB(o, on_closed, c);
     if (s == NATS_OK)
         s = natsOptions_UseGlobalMessageDelivery(o, true);
     if (s == NATS_OK) {
@@ -510,7 +538,9 @@ on_message(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closur
     pthread_mutex_lock(&k->lock);
     if (k->dead) {
         pthread_mutex_unlock(&k->lock);
-        natsMsg_Destroy(msg); /* not acked: it goes to whoever consumes it next */
+        /* Handed back at once, to whoever consumes it next, instead of after the ack wait. */
+        natsMsg_Nak(msg, NULL);
+        natsMsg_Destroy(msg);
         return;
     }
     k->running++;
@@ -560,7 +590,8 @@ bind(struct conn *c, struct consumer *k)
     jsConsumerInfo_Destroy(ci);
     if (s != NATS_OK && jerr != JSConsumerNameExistErr) {
         snprintf(detail, sizeof detail, "consumer %s: %s (%d)", k->durable, natsStatus_GetText(s), (int)jerr);
-        log_event(c, "NATS consumer not created", detail);
+        if (!k->complained++) /* tried again every tick: once in the log is enough */
+            log_event(c, "NATS consumer not created", detail);
         return;
     }
     jsSubOptions_Init(&so);
@@ -573,20 +604,30 @@ bind(struct conn *c, struct consumer *k)
     if (s != NATS_OK) {
         k->sub = NULL;
         snprintf(detail, sizeof detail, "consumer %s: %s (%d)", k->durable, natsStatus_GetText(s), (int)jerr);
-        log_event(c, "NATS consumer not bound", detail);
+        if (!k->complained++)
+            log_event(c, "NATS consumer not bound", detail);
         return;
     }
+    k->complained = 0;
     atomic_store(&k->bound, 1);
 }
 
-/* The consumer's subscription: a bound one leaves the durable on the server. */
+/*
+ * The consumer's subscription: a bound one leaves the durable on the
+ * server. Drained, not dropped: what libnats already holds for it still
+ * reaches on_message, which hands it back (nak) once the consumer is dead,
+ * instead of leaving it to the ack wait.
+ */
 static void
 unbind(struct consumer *k)
 {
     if (k->sub == NULL)
         return;
     atomic_store(&k->bound, 0);
-    natsSubscription_Unsubscribe(k->sub);
+    if (natsSubscription_Drain(k->sub) == NATS_OK)
+        natsSubscription_WaitForDrainCompletion(k->sub, DRAIN_MS);
+    else
+        natsSubscription_Unsubscribe(k->sub);
     natsSubscription_Destroy(k->sub);
     k->sub = NULL;
 }
@@ -676,7 +717,6 @@ conn_get(ng_nats *n, const char *url)
     c->started = 1;
     c->next = n->conns;
     n->conns = c;
-    n->used = 1;
     return c;
 }
 
@@ -746,8 +786,18 @@ ng_nats_free(ng_nats *n)
             pthread_mutex_unlock(&k->lock);
             unbind(k);
         }
-        if (c->nc != NULL)
+        if (c->nc != NULL) {
+            struct timespec ts;
+
             natsConnection_Close(c->nc);
+            /* Its callbacks run on libnats's threads and use c: wait for the last one (5 s at most). */
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 5;
+            pthread_mutex_lock(&n->lock);
+            while (!c->closed && pthread_cond_timedwait(&c->work, &n->lock, &ts) == 0)
+                ;
+            pthread_mutex_unlock(&n->lock);
+        }
     }
     for (c = n->conns; c != NULL; c = cn) {
         struct stream *st, *sn;
@@ -777,9 +827,6 @@ ng_nats_free(ng_nats *n)
         jn = j->next;
         job_free(j);
     }
-    /* libnats's own threads and memory, so that a leak check sees none. */
-    if (n->used)
-        nats_CloseAndWait(2000);
     pthread_mutex_destroy(&n->lock);
     free(n);
 }
@@ -787,6 +834,7 @@ ng_nats_free(ng_nats *n)
 ng_err
 ng_nats_publish(ng_nats *n, const ng_nats_stream *s, const char *subject, const ng_deliver_job *job)
 {
+    ng_deliver_job copy;
     struct job *j;
     struct conn *c;
     ng_err err;
@@ -801,7 +849,10 @@ ng_nats_publish(ng_nats *n, const ng_nats_stream *s, const char *subject, const 
     j = calloc(1, sizeof *j);
     if (j == NULL)
         return NG_ERR_NOMEM;
-    err = ng_deliver_headers(job, keep_header, j);
+    copy = *job;
+    if (copy.url == NULL)
+        copy.url = s->url; /* a webhook's field, which the headers' contract asks for */
+    err = ng_deliver_headers(&copy, keep_header, j);
     if (err) {
         job_free(j);
         return err;
@@ -954,6 +1005,12 @@ ng_nats_unconsume(ng_nats *n, const char *durable)
         pthread_cond_signal(&k->conn->work);
     }
     pthread_mutex_unlock(&n->lock);
+}
+
+void
+ng_nats_library_close(void)
+{
+    nats_CloseAndWait(2000);
 }
 
 int

@@ -79,12 +79,21 @@ NG_MUST_CHECK ng_err ng_nats_new(ng_nats **out, const ng_nats_opts *o) NG_NONNUL
 /*
  * Closes every connection; jobs not yet published are dropped without a
  * result (what they deliver stays claimed by the caller and comes back).
- * Waits for submit callbacks that are running. NULL: nothing.
+ * Waits for submit callbacks that are running and for libnats's last
+ * callback of each connection. NULL: nothing.
  */
 void ng_nats_free(ng_nats *n);
+/*
+ * Stops libnats's own threads and frees its memory, for the whole process:
+ * once, at exit, after every handle is freed (so that a leak check sees
+ * nothing left).
+ */
+void ng_nats_library_close(void);
 
 /*
- * Queues one publish of job to subject (job->url is not used). Copies what
+ * Queues one publish of job to subject (job->url is not used). A ce-*
+ * extension with an empty value is left out: libnats 3.4 readers cannot
+ * parse an empty header value. Copies what
  * it needs. NG_ERR_INVALID_ARG for a job ng_deliver_submit would refuse or
  * a name out of bounds; NG_ERR_TOO_LARGE at max_queued; NG_ERR_NOMEM.
  */

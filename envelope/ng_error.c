@@ -34,6 +34,7 @@ ng_strerror(ng_err err)
     case NG_ERR_NOT_FOUND: return "not found";
     case NG_ERR_UNAVAILABLE: return "store unavailable";
     case NG_ERR_CONFLICT: return "changed concurrently; try again";
+    case NG_ERR_KEY_ELSEWHERE: return "the private key is held by the tenant's backend";
     case NG_ERR__COUNT: break;
     }
     return "unknown error";

@@ -51,6 +51,7 @@ typedef enum ng_err {
     NG_ERR_NOT_FOUND = 27,       /* no such entry */
     NG_ERR_UNAVAILABLE = 28,     /* a store (Redis, HTTP storage) did not answer */
     NG_ERR_CONFLICT = 29,        /* changed concurrently too many times; try again */
+    NG_ERR_KEY_ELSEWHERE = 30,   /* the private key is not here: the tenant's backend holds it */
     NG_ERR__COUNT                /* not a code: keep last */
 } ng_err;
 

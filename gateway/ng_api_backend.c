@@ -146,8 +146,10 @@ check_messages(struct job *j, ng_response *res)
 {
     const ng_config *cfg = ng_gateway_config(j->g);
     uint64_t limit = (uint64_t)cfg->listen.max_body;
-    char msg[NG_SUBMIT_ERR_BYTES + 64], where[48] = "";
+    char msg[NG_SUBMIT_ERR_BYTES + 256], where[48] = "";
     size_t i, n = j->sub.n;
+    /* The newest key seals (seal_all); the backend may hold it (end-to-end mode, ng_tenant_key_export). */
+    int can_send = j->t->keys[j->t->nkeys - 1].kp != NULL;
 
     if (cfg->messages.max_body > 0 && (uint64_t)cfg->messages.max_body < limit)
         limit = (uint64_t)cfg->messages.max_body;
@@ -178,6 +180,19 @@ check_messages(struct job *j, ng_response *res)
             snprintf(msg, sizeof msg, "%sthe peer does not accept %s (or it needs a psk it has not given)", where,
                      m->has_pattern ? ng_pattern_name(m->pattern) : "any pattern we can seal");
             refuse(j, res, 400, "pattern_not_accepted", msg);
+            return -1;
+        }
+        /*
+         * K and X seal with the tenant's static private key. Refused, not
+         * replaced by N when no pattern was asked for: a recipient would
+         * then see an anonymous sender where it expected the tenant.
+         */
+        if (ng_pattern_base(j->patterns[i]) != NG_PATTERN_N && !can_send) {
+            snprintf(msg, sizeof msg,
+                     "%s%s needs the tenant's private key, which its backend holds: seal the parcel yourself and POST "
+                     "it to /v1/tenants/%s/parcels (or ask for pattern N or Npsk0, if the peer accepts it)",
+                     where, ng_pattern_name(j->patterns[i]), j->t->slug);
+            refuse(j, res, 409, "key_held_by_backend", msg);
             return -1;
         }
         if (ttl > cfg->messages.max_ttl_s) {

@@ -163,6 +163,17 @@ ng_api_manage_peer_import_body(const ng_request *req, ng_response *res, ng_manag
     return two_strings(req, res, "params", &op->text, "name", &op->id, doc);
 }
 
+int
+ng_api_manage_key_import_body(const ng_request *req, ng_response *res, ng_manage_op *op, json_t **doc)
+{
+    const ng_jsonbody_field fields[] = {
+        {"public_key", NG_JSONBODY_STRING, 1, &op->text, NULL, NULL, 0},
+        {NULL, 0, 0, NULL, NULL, NULL, 0},
+    };
+
+    return ng_jsonbody_parse(req, res, NG_API_MANAGE_MAX_BODY, fields, doc);
+}
+
 /* A route that adds something from its body; 201 once stored. */
 static void
 add(ng_gateway *g, const ng_request *req, ng_response *res, ng_manage_op *op,
@@ -240,6 +251,21 @@ void
 ng_api_manage_key_rotate(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
 {
     simple(g, req, res, NG_MANAGE_KEY_ROTATE, params[0], NULL);
+}
+
+/* The answer carries the private key: the response body is wiped once sent (ng_server), op.result when dumped. */
+void
+ng_api_manage_key_export(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
+{
+    simple(g, req, res, NG_MANAGE_KEY_EXPORT, params[0], NULL);
+}
+
+void
+ng_api_manage_key_import(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
+{
+    ng_manage_op op = op_of(NG_MANAGE_KEY_IMPORT, params[0], NULL);
+
+    add(g, req, res, &op, ng_api_manage_key_import_body);
 }
 
 void

@@ -19,11 +19,14 @@
  *   GET    /v1/admin/tenants/{t}/keys                 {"keys": [...]}
  *   POST   /v1/admin/tenants/{t}/keys/rotate          {"epoch"}
  *   POST   /v1/admin/tenants/{t}/keys/{epoch}/retire  {"retired"}
+ *   POST   /v1/admin/tenants/{t}/keys/export          {"epoch", "private_key", "public_key", "key_id"}:
+ *                                                     the newest private key, handed to the backend once
+ *   POST   /v1/admin/tenants/{t}/keys/import          {"public_key"} -> 201 {"epoch", "key_id"}
  *
  * Refusals are {"error": {"code", "message"}}: 400 bad value, 404 unknown
- * tenant/backend/peer/epoch, 409 exists, a limit, or a peer's signing key
- * changed, 503 the vault's store is down. A change is in the gateway's
- * directory before the answer is sent.
+ * tenant/backend/peer/epoch, 409 exists, a limit, a peer's signing key
+ * changed, or a key exported before, 503 the vault's store is down. A
+ * change is in the gateway's directory before the answer is sent.
  */
 #ifndef NG_API_MANAGE_H
 #define NG_API_MANAGE_H
@@ -50,15 +53,19 @@ ng_route_fn ng_api_manage_params;
 ng_route_fn ng_api_manage_keys;
 ng_route_fn ng_api_manage_key_rotate;
 ng_route_fn ng_api_manage_key_retire;
+ng_route_fn ng_api_manage_key_export;
+ng_route_fn ng_api_manage_key_import;
 
 /*
  * The bodies of the routes that take one (tenant create, backend add, peer
- * import), each against its own fields, into op (apart so that the fuzzer
- * checks the routes' real specs): 0 with *doc to json_decref (op's strings
- * point into it), or -1 with the 400 or 413 answer in res and op untouched.
+ * import, key import), each against its own fields, into op (apart so that
+ * the fuzzer checks the routes' real specs): 0 with *doc to json_decref
+ * (op's strings point into it), or -1 with the 400 or 413 answer in res and
+ * op untouched.
  */
 int ng_api_manage_tenant_create_body(const ng_request *req, ng_response *res, ng_manage_op *op, json_t **doc);
 int ng_api_manage_backend_add_body(const ng_request *req, ng_response *res, ng_manage_op *op, json_t **doc);
 int ng_api_manage_peer_import_body(const ng_request *req, ng_response *res, ng_manage_op *op, json_t **doc);
+int ng_api_manage_key_import_body(const ng_request *req, ng_response *res, ng_manage_op *op, json_t **doc);
 
 #endif

@@ -77,6 +77,7 @@ ng_cli_usage(void)
           "  peer export TENANT [--outbox URL] | import TENANT STRING|- [--name NAME]\n"
           "  peer list TENANT [--json] | remove TENANT NAME\n"
           "  key rotate TENANT | retire TENANT EPOCH | list TENANT [--json]\n"
+          "  key export TENANT | import TENANT --public-key HEX   the backend holds the private key (end-to-end)\n"
           "  open --tenant TENANT [--config FILE] ...   open with the tenant's keys from the vault\n"
           "  outbox put TENANT [PARCEL] | list TENANT KEYID [--after ID] [--limit N] [--json]\n"
           "  outbox fetch TENANT KEYID [--after ID] [--output OUT]   (no redis.url: the embedded Redis)\n"

@@ -42,6 +42,7 @@ body_of(const ng_manage_op *op)
         if (doc != NULL && op->id != NULL)
             json_object_set_new(doc, "name", json_string(op->id));
         break;
+    case NG_MANAGE_KEY_IMPORT: doc = json_pack("{s:s}", "public_key", op->text); break;
     default: return NULL;
     }
     text = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
@@ -74,6 +75,8 @@ request_of(const ng_manage_op *op, const char **method, char *path, size_t cap)
         {NG_MANAGE_KEY_LIST, "GET", "/keys"},
         {NG_MANAGE_KEY_ROTATE, "POST", "/keys/rotate"},
         {NG_MANAGE_KEY_RETIRE, "POST", "/keys/%s/retire"},
+        {NG_MANAGE_KEY_EXPORT, "POST", "/keys/export"},
+        {NG_MANAGE_KEY_IMPORT, "POST", "/keys/import"},
     };
     char arg[32], tail[128];
     const char *id = op->id;

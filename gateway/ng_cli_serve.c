@@ -14,6 +14,7 @@
 #include "ng_deliverer.h"
 #include "ng_gateway.h"
 #include "ng_log.h"
+#include "ng_nats.h"
 #include "ng_poller.h"
 #include "ng_trimmer.h"
 #include "ng_server.h"
@@ -138,6 +139,7 @@ out:
     ng_server_stop(admin);
     ng_server_stop(pub);
     ng_deliverer_stop(deliverer); /* after the listeners: nothing can kick it any more */
+    ng_nats_library_close();      /* the deliverer's NATS handle is gone: libnats's threads may go too */
     ng_gateway_free(g);
     if (rc == NG_EXIT_OK)
         ng_log_event(log, NG_LOG_INFO, "stopped", NULL);

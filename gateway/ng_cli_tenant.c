@@ -227,33 +227,64 @@ key_table(const json_t *keys)
     const json_t *k;
     size_t i;
 
-    printf("%5s  %-7s  %-64s  %s\n", "EPOCH", "SENDING", "PUBLIC KEY", "KEY ID");
+    printf("%5s  %-7s  %-7s  %-64s  %s\n", "EPOCH", "SENDING", "HELD BY", "PUBLIC KEY", "KEY ID");
     json_array_foreach(keys, i, k)
-        printf("%5lld  %-7s  %-64s  %s\n", (long long)json_integer_value(json_object_get(k, "epoch")),
+        printf("%5lld  %-7s  %-7s  %-64s  %s\n", (long long)json_integer_value(json_object_get(k, "epoch")),
                json_is_true(json_object_get(k, "sending")) ? "yes" : "no",
+               json_is_true(json_object_get(k, "held_by_backend")) ? "backend" : "gateway",
                json_string_value(json_object_get(k, "public")), json_string_value(json_object_get(k, "key_id")));
+}
+
+/* `key export`'s answer: the private key once, and what handing it over means. */
+static void
+print_export(const char *slug, const json_t *r)
+{
+    long long epoch = (long long)json_integer_value(json_object_get(r, "epoch"));
+
+    printf("private key of tenant %s, epoch %lld (shown once; give it to the backend): %s\n", slug, epoch,
+           json_string_value(json_object_get(r, "private_key")));
+    printf("public key %s, key id %s\n", json_string_value(json_object_get(r, "public_key")),
+           json_string_value(json_object_get(r, "key_id")));
+    printf("epoch %lld is now held only by the backend: the gateway can no longer open parcels sealed to it, nor "
+           "seal K or X parcels with it\n",
+           epoch);
+}
+
+/* 1 if s is 64 hex characters: an X25519 public key. */
+static int
+public_key_hex(const char *s)
+{
+    return s != NULL && strlen(s) == 2 * NG_KEY_BYTES && strspn(s, "0123456789abcdefABCDEF") == 2 * NG_KEY_BYTES;
 }
 
 int
 ng_cli_key(int argc, char **argv)
 {
-    static const char *const subs[] = {"rotate", "retire", "list", NULL};
-    static const ng_manage_kind kinds[] = {NG_MANAGE_KEY_ROTATE, NG_MANAGE_KEY_RETIRE, NG_MANAGE_KEY_LIST};
-    const char *config, *pos[3];
+    static const char *const subs[] = {"rotate", "retire", "list", "export", "import", NULL};
+    static const ng_manage_kind kinds[] = {NG_MANAGE_KEY_ROTATE, NG_MANAGE_KEY_RETIRE, NG_MANAGE_KEY_LIST,
+                                           NG_MANAGE_KEY_EXPORT, NG_MANAGE_KEY_IMPORT};
+    const char *config, *pos[3], *public_key = NULL;
     unsigned long long epoch = 0;
     ng_manage_op o;
     int npos, as_json = 0, rc;
-    const ng_cli_opt opts[] = {{"--json", NULL, &as_json}, {NULL, NULL, NULL}};
+    const ng_cli_opt opts[] = {{"--json", NULL, &as_json}, {"--public-key", &public_key, NULL}, {NULL, NULL, NULL}};
 
     rc = ng_cli_parse("key", argc, argv, opts, &config, pos, 3, &npos);
     if (rc != 0)
         return rc;
     if (npos < 2 || (strcmp(pos[0], "retire") == 0) != (npos == 3) ||
-        (npos == 3 && (parse_num(pos[2], UINT32_MAX, &epoch) != 0 || epoch == 0)))
-        return ng_cli_fail(NG_EXIT_USAGE, "key", "expected rotate|list TENANT or retire TENANT EPOCH (noisegate help)");
+        (npos == 3 && (parse_num(pos[2], UINT32_MAX, &epoch) != 0 || epoch == 0)) ||
+        (strcmp(pos[0], "import") == 0) != (public_key != NULL))
+        return ng_cli_fail(NG_EXIT_USAGE, "key",
+                           "expected rotate|list|export TENANT, import TENANT --public-key HEX or retire TENANT EPOCH "
+                           "(noisegate help)");
+    if (public_key != NULL && !public_key_hex(public_key))
+        return ng_cli_fail(NG_EXIT_USAGE, "key",
+                           "--public-key: expected the 64 hex characters of an X25519 public key");
     memset(&o, 0, sizeof o);
     o.slug = pos[1];
     o.epoch = (uint32_t)epoch;
+    o.text = public_key;
     if ((rc = check_usage("key", pos[0], subs, o.slug)) != 0)
         return rc;
     o.kind = kind_at(pos[0], subs, kinds);
@@ -267,8 +298,17 @@ ng_cli_key(int argc, char **argv)
     else if (o.kind == NG_MANAGE_KEY_ROTATE)
         printf("tenant %s now sends with epoch %lld; older keys still open parcels until retired\n", o.slug,
                (long long)json_integer_value(json_object_get(o.result, "epoch")));
+    else if ((o.kind == NG_MANAGE_KEY_EXPORT || o.kind == NG_MANAGE_KEY_IMPORT) && as_json)
+        ng_cli_print_json(o.result);
+    else if (o.kind == NG_MANAGE_KEY_EXPORT)
+        print_export(o.slug, o.result);
+    else if (o.kind == NG_MANAGE_KEY_IMPORT)
+        printf("tenant %s now sends with epoch %lld, key id %s, whose private key only the backend holds; peers seal "
+               "to it once they import the tenant's parameters again (peer export)\n",
+               o.slug, (long long)json_integer_value(json_object_get(o.result, "epoch")),
+               json_string_value(json_object_get(o.result, "key_id")));
     else
         printf("retired epoch %u of tenant %s: parcels sealed to it no longer open\n", o.epoch, o.slug);
-    json_decref(o.result);
+    json_decref(o.result); /* an export's private key is wiped with it (ng_jsonmem) */
     return NG_EXIT_OK;
 }

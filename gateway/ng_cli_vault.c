@@ -455,6 +455,17 @@ verify_tenant(ng_vault *v, const char *slug, json_t *problems)
         json_int_t epoch = json_integer_value(json_object_get(k, "epoch"));
 
         want = json_string_value(json_object_get(k, "public"));
+        /* End-to-end: the backend holds this epoch's private key, the vault only its public one. */
+        if (json_is_true(json_object_get(k, "held_by_backend"))) {
+            uint8_t pub[NG_KEY_BYTES];
+
+            if (want == NULL || ng_hex_decode(pub, sizeof pub, want, strlen(want)) != NG_OK ||
+                ng_tenant_public_key_ok(pub) != NG_OK)
+                json_array_append_new(
+                    problems, json_sprintf("tenant %s: public key of epoch %d (held by its backend) is not valid", slug,
+                                           (int)epoch));
+            continue;
+        }
         if (ng_tenant_keypair(v, slug, (uint32_t)epoch, &kp) != NG_OK) {
             json_array_append_new(problems, json_sprintf("tenant %s: key of epoch %d missing", slug, (int)epoch));
             continue;

@@ -222,17 +222,25 @@ load_keys(ng_directory *d, ng_vault *v, ng_dir_tenant *t, json_t *rec)
         return NG_ERR_NOMEM;
     for (i = 0; i < n; i++) {
         json_t *k = json_array_get(keys, order[i]);
-        ng_keypair *kp = (ng_keypair *)secret_alloc(d, sizeof *kp);
+        ng_keypair *kp;
 
-        if (kp == NULL)
-            return NG_ERR_CORRUPT;
         out[i].epoch = (uint32_t)json_integer_value(json_object_get(k, "epoch"));
+        if ((err = hex_field(k, "public", out[i].pub, NG_KEY_BYTES)) != NG_OK)
+            return err;
+        ng_key_id(out[i].id, out[i].pub);
+        /* End-to-end: the backend holds the private key, the gateway only the public one. */
+        if (json_is_true(json_object_get(k, "held_by_backend")))
+            continue;
+        if ((kp = (ng_keypair *)secret_alloc(d, sizeof *kp)) == NULL)
+            return NG_ERR_CORRUPT;
         err = ng_tenant_keypair(v, t->slug, out[i].epoch, kp);
-        if (err == NG_ERR_NOT_FOUND || err == NG_ERR_INVALID_ARG)
+        if (err == NG_ERR_NOT_FOUND || err == NG_ERR_INVALID_ARG || err == NG_ERR_KEY_ELSEWHERE)
+            err = NG_ERR_CORRUPT;
+        /* Peers seal to the record's key: a vault key that is another would open nothing. */
+        if (err == NG_OK && sodium_memcmp(kp->pub, out[i].pub, NG_KEY_BYTES) != 0)
             err = NG_ERR_CORRUPT;
         if (err)
             return err;
-        ng_key_id(out[i].id, kp->pub);
         out[i].kp = kp;
     }
     t->keys = out;

@@ -35,8 +35,14 @@ enum {
 
 typedef struct ng_dir_key {
     uint32_t epoch;
+    uint8_t pub[NG_KEY_BYTES];
     uint8_t id[NG_KEY_ID_BYTES];
-    const ng_keypair *kp; /* secret */
+    /*
+     * Secret; NULL when the tenant's backend holds the private key
+     * (end-to-end mode, ng_tenant_key_export): nothing sealed to this key
+     * opens here, and the tenant cannot be a K or X sender with it.
+     */
+    const ng_keypair *kp;
 } ng_dir_key;
 
 typedef struct ng_dir_backend {

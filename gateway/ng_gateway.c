@@ -629,6 +629,8 @@ static const struct route admin_routes[] = {
     {"GET", "/v1/admin/tenants/*/keys", ng_api_manage_keys, 1},
     {"POST", "/v1/admin/tenants/*/keys/rotate", ng_api_manage_key_rotate, 1},
     {"POST", "/v1/admin/tenants/*/keys/*/retire", ng_api_manage_key_retire, 1},
+    {"POST", "/v1/admin/tenants/*/keys/export", ng_api_manage_key_export, 1},
+    {"POST", "/v1/admin/tenants/*/keys/import", ng_api_manage_key_import, 1},
     {"GET", "/v1/admin/tenants/*/queue", ng_api_admin_queue, 1},
     {"GET", "/v1/admin/tenants/*/dead", ng_api_admin_dead, 1},
     {"POST", "/v1/admin/tenants/*/dead/*/replay", ng_api_admin_replay, 1},

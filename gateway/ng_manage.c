@@ -5,6 +5,7 @@
 
 #include <sodium.h>
 
+#include "ng_hex.h"
 #include "ng_peer.h"
 
 enum { WHSEC_CAP = 64, USED_CAP = 64 };
@@ -65,6 +66,11 @@ check(const ng_manage_op *op)
     case NG_MANAGE_KEY_RETIRE:
         if (op->epoch == 0)
             return "an epoch is a whole number from 1";
+        break;
+    case NG_MANAGE_KEY_IMPORT:
+        if (op->text == NULL || strlen(op->text) != 2 * NG_KEY_BYTES ||
+            strspn(op->text, "0123456789abcdefABCDEF") != 2 * NG_KEY_BYTES)
+            return "public_key: expected the 64 hex characters of an X25519 public key";
         break;
     default: break;
     }
@@ -172,6 +178,51 @@ peer_import(ng_vault *v, ng_manage_op *op)
 }
 
 static ng_err
+key_export(ng_vault *v, ng_manage_op *op)
+{
+    char priv_hex[2 * NG_KEY_BYTES + 1], pub_hex[2 * NG_KEY_BYTES + 1], id_hex[2 * NG_KEY_ID_BYTES + 1];
+    uint8_t id[NG_KEY_ID_BYTES];
+    uint32_t epoch = 0;
+    ng_keypair kp;
+    ng_err err = ng_tenant_key_export(v, op->slug, &epoch, kp.priv);
+
+    if (err == NG_OK)
+        err = ng_keypair_from_private(&kp, kp.priv);
+    if (err == NG_OK) {
+        ng_key_id(id, kp.pub);
+        ng_hex_encode(priv_hex, sizeof priv_hex, kp.priv, sizeof kp.priv);
+        ng_hex_encode(pub_hex, sizeof pub_hex, kp.pub, sizeof kp.pub);
+        ng_hex_encode(id_hex, sizeof id_hex, id, sizeof id);
+        /* The one copy left once the update is stored: jansson's frees wipe it (ng_jsonmem), as they do a whsec. */
+        op->result = json_pack("{s:I, s:s, s:s, s:s}", "epoch", (json_int_t)epoch, "private_key", priv_hex,
+                               "public_key", pub_hex, "key_id", id_hex);
+        err = op->result != NULL ? NG_OK : NG_ERR_NOMEM;
+    }
+    ng_keypair_wipe(&kp);
+    sodium_memzero(priv_hex, sizeof priv_hex);
+    return err;
+}
+
+static ng_err
+key_import(ng_vault *v, ng_manage_op *op)
+{
+    uint8_t pub[NG_KEY_BYTES], id[NG_KEY_ID_BYTES];
+    char id_hex[2 * NG_KEY_ID_BYTES + 1];
+    uint32_t epoch = 0;
+    ng_err err = ng_hex_decode(pub, sizeof pub, op->text, strlen(op->text));
+
+    if (err == NG_OK)
+        err = ng_tenant_key_import_public(v, op->slug, pub, op->now, &epoch);
+    if (err == NG_OK) {
+        ng_key_id(id, pub);
+        ng_hex_encode(id_hex, sizeof id_hex, id, sizeof id);
+        op->result = json_pack("{s:I, s:s}", "epoch", (json_int_t)epoch, "key_id", id_hex);
+        err = op->result != NULL ? NG_OK : NG_ERR_NOMEM;
+    }
+    return err;
+}
+
+static ng_err
 removed(ng_manage_op *op, const char *name, const char *what, ng_err err)
 {
     if (err)
@@ -192,7 +243,7 @@ tenant_at_limit(ng_vault *v, const ng_manage_op *op)
 
     if (ng_tenant_show(v, op->slug, &t) != NG_OK)
         return 0;
-    if (op->kind == NG_MANAGE_KEY_ROTATE)
+    if (op->kind == NG_MANAGE_KEY_ROTATE || op->kind == NG_MANAGE_KEY_IMPORT)
         full = json_array_size(json_object_get(t, "keys")) >= NG_TENANT_MAX_KEYS;
     else if (op->kind == NG_MANAGE_BACKEND_ADD)
         full = json_array_size(json_object_get(t, "backends")) >= NG_TENANT_MAX_BACKENDS;
@@ -249,6 +300,8 @@ run(ng_vault *v, ng_manage_op *op)
         if (err == NG_OK && (op->result = json_pack("{s:I}", "retired", (json_int_t)op->epoch)) == NULL)
             err = NG_ERR_NOMEM;
         return err;
+    case NG_MANAGE_KEY_EXPORT: return key_export(v, op);
+    case NG_MANAGE_KEY_IMPORT: return key_import(v, op);
     }
     return NG_ERR_INVALID_ARG;
 }
@@ -269,8 +322,13 @@ not_found(ng_manage_kind kind)
 static const char *
 refused(ng_manage_kind kind)
 {
-    return kind == NG_MANAGE_BACKEND_ADD ? "public_key: expected whpk_ and the base64 of an Ed25519 public key"
-                                         : "refused value";
+    switch (kind) {
+    case NG_MANAGE_BACKEND_ADD: return "public_key: expected whpk_ and the base64 of an Ed25519 public key";
+    case NG_MANAGE_KEY_IMPORT:
+        return "public_key: not a key peers can seal to (all zero, a low-order point, or not canonical): give the "
+               "X25519 public key of a key pair the backend made";
+    default: return "refused value";
+    }
 }
 
 static const char *
@@ -302,7 +360,14 @@ ng_manage_explain(const ng_manage_op *op, ng_err err, int *status, const char **
         *status = 409, *code = "exists";
         *message = op->kind == NG_MANAGE_PEER_IMPORT
                        ? "these parameters are older than the ones held for this peer: already exists"
+                   : op->kind == NG_MANAGE_KEY_IMPORT
+                       ? "public_key: already a live key of a tenant here (a backend must make a key pair of its own)"
                        : "the tenant already exists";
+        return;
+    case NG_ERR_KEY_ELSEWHERE:
+        *status = 409, *code = "key_held_by_backend";
+        *message = "the newest epoch's private key was exported before and is held by the tenant's backend only; "
+                   "to hand over another, key rotate first";
         return;
     case NG_ERR_TOO_LARGE:
         if (op->kind == NG_MANAGE_PEER_IMPORT && !op->decoded)
@@ -310,6 +375,7 @@ ng_manage_explain(const ng_manage_op *op, ng_err err, int *status, const char **
         *status = 409, *code = op->at_limit ? "limit" : "vault_full";
         *message = !op->at_limit ? "the vault is full (100000 entries): delete tenants or peers no longer used"
                    : op->kind == NG_MANAGE_KEY_ROTATE ? "16 live keys: retire an old epoch before rotating again"
+                   : op->kind == NG_MANAGE_KEY_IMPORT ? "16 live keys: retire an old epoch before importing another"
                                                       : "32 backends: remove one before adding another";
         return;
     case NG_ERR_UNAVAILABLE:

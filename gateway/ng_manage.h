@@ -22,6 +22,9 @@
  *   key list           {"keys": [...]}
  *   key rotate         {"epoch": E}
  *   key retire         {"retired": E}
+ *   key export         {"epoch", "private_key", "public_key", "key_id"}  private_key: shown once, then the
+ *                      gateway holds no copy (end-to-end mode, ng_tenant_key_export)
+ *   key import         {"epoch", "key_id"}   the backend's public key as the new newest epoch
  */
 #ifndef NG_MANAGE_H
 #define NG_MANAGE_H
@@ -50,6 +53,8 @@ typedef enum ng_manage_kind {
     NG_MANAGE_KEY_LIST,
     NG_MANAGE_KEY_ROTATE,
     NG_MANAGE_KEY_RETIRE,
+    NG_MANAGE_KEY_EXPORT,
+    NG_MANAGE_KEY_IMPORT,
 } ng_manage_kind;
 
 typedef struct ng_manage_op {
@@ -57,14 +62,15 @@ typedef struct ng_manage_op {
     const char *slug;    /* the tenant (every kind but tenant list) */
     const char *id;      /* backend remove/rotate: its id; peer remove: its name; peer import: a name or NULL */
     const char *url;     /* backend add: its URL; peer export: the outbox URL peers read */
-    const char *text;    /* backend add: a whpk_ public key or NULL; peer import: the ngcp1 parameters */
+    const char *text;    /* backend add: a whpk_ public key or NULL; peer import: the ngcp1 parameters;
+                            key import: the X25519 public key, 64 hex characters */
     ng_tenant_opts opts; /* tenant create */
     ng_tenant_backend_opts backend; /* backend add: adapter, mode, subject */
-    uint32_t epoch;      /* key retire */
-    int64_t now;         /* unix seconds */
-    json_t *result;      /* the answer, after success; the caller json_decrefs it */
-    int decoded;         /* peer import: the parameters decoded (a refusal after is about the vault) */
-    int at_limit;        /* NG_ERR_TOO_LARGE was the tenant's own limit of keys or backends, not a full vault */
+    uint32_t epoch;                 /* key retire */
+    int64_t now;                    /* unix seconds */
+    json_t *result;                 /* the answer, after success; the caller json_decrefs it */
+    int decoded;                    /* peer import: the parameters decoded (a refusal after is about the vault) */
+    int at_limit; /* NG_ERR_TOO_LARGE was the tenant's own limit of keys or backends, not a full vault */
 } ng_manage_op;
 
 /* 1 if the kind changes the vault (run it through ng_vault_update). */

@@ -58,6 +58,13 @@ typedef struct ng_received {
  * from); otherwise the parcel's own errors (NG_ERR_MALFORMED, NG_ERR_AUTH,
  * NG_ERR_EXPIRED, NG_ERR_NOT_YET_VALID, NG_ERR_LIFETIME, NG_ERR_TOO_LARGE,
  * NG_ERR_PSK_REQUIRED, ...). out->tenant is set as soon as it is known.
+ *
+ * A parcel sealed to a key the tenant's backend holds (end-to-end mode,
+ * ng_tenant_key_export) cannot be opened here: it gets ng_receive_inspect's
+ * header-only checks instead, so a sealed tenant still receives. What only
+ * opening shows then passes the gateway: a changed body or tag, a wrong psk,
+ * an X sender who is no peer. The backend, which opens it, must refuse
+ * those; the replay window (the inbox's) is the same for both.
  */
 NG_MUST_CHECK ng_err ng_receive_check(const ng_directory *d, const uint8_t *parcel, size_t len,
                                       const ng_receive_opts *o, ng_received *out);
@@ -73,7 +80,9 @@ NG_MUST_CHECK ng_err ng_receive_inspect(const ng_directory *d, const uint8_t *pa
 
 /*
  * Checks and opens: the plaintext (meta and body point into it) in *plain,
- * malloc'd; the caller wipes and frees it.
+ * malloc'd; the caller wipes and frees it. NG_ERR_KEY_ELSEWHERE (after the
+ * header's checks of recipient, pattern and K sender) if the recipient key's
+ * private half is held by the tenant's backend.
  */
 NG_MUST_CHECK ng_err ng_receive_open(const ng_directory *d, const uint8_t *parcel, size_t len, const ng_receive_opts *o,
                                      ng_received *out, ng_opened *opened, uint8_t **plain, size_t *plain_len);

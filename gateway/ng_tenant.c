@@ -314,7 +314,14 @@ newest_key(json_t *rec)
     return n > 0 ? json_array_get(keys, n - 1) : NULL;
 }
 
-/* A key entry as shown: epoch, public key, key id, created, whether it sends. */
+/* 1 if the epoch of key entry k is in end-to-end mode: its private key is with the backend, not in the vault. */
+static int
+held(const json_t *k)
+{
+    return json_is_true(json_object_get(k, "held_by_backend"));
+}
+
+/* A key entry as shown: epoch, public key, key id, created, whether it sends, who holds its private key. */
 static json_t *
 shown_key(json_t *k, int sending)
 {
@@ -329,6 +336,7 @@ shown_key(json_t *k, int sending)
     ng_key_id(id, pub);
     json_object_set_new(out, "key_id", hex_string(id, sizeof id));
     json_object_set_new(out, "sending", json_boolean(sending));
+    json_object_set_new(out, "held_by_backend", json_boolean(held(k)));
     return out;
 }
 
@@ -512,6 +520,7 @@ ng_tenant_key_retire(ng_vault *v, const char *slug, uint32_t epoch)
     char name[NAME_CAP], num[16];
     json_t *rec, *keys;
     long at;
+    int was_held = 0;
     ng_err err = ng_tenant_record(v, slug, &rec);
 
     if (err)
@@ -523,14 +532,185 @@ ng_tenant_key_retire(ng_vault *v, const char *slug, uint32_t epoch)
     else if ((size_t)at + 1 == json_array_size(keys))
         err = NG_ERR_INVALID_ARG; /* the sending key: rotate first */
     if (err == NG_OK) {
+        was_held = held(json_array_get(keys, (size_t)at));
         json_array_remove(keys, (size_t)at);
         snprintf(num, sizeof num, "%u", epoch);
         err = name_of(name, slug, "/key/%s", num);
     }
     if (err == NG_OK)
         err = ng_vault_delete(v, name);
+    /* The backend holds the private key of a held epoch: the gateway has none to forget. */
+    if (err == NG_ERR_NOT_FOUND && was_held)
+        err = NG_OK;
     if (err == NG_OK && (err = name_of(name, slug, "%s", "")) == NG_OK)
         err = ng_tenant_put_json(v, name, rec);
+    json_decref(rec);
+    return err;
+}
+
+ng_err
+ng_tenant_public_key_ok(const uint8_t pub[NG_KEY_BYTES])
+{
+    /* 2^255 - 19, little-endian: an encoding at or above it is another encoding of a smaller value. */
+    static const uint8_t p[NG_KEY_BYTES] = {0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f};
+    uint8_t shared[NG_DH_BYTES];
+    ng_keypair probe;
+    ng_err err;
+    int i;
+
+    /*
+     * Non-canonical encodings name the same point as a canonical one under
+     * another key id: two ids for one key would let the same parcel be
+     * addressed twice. X25519 never makes one, so a backend's key is not one.
+     */
+    if (pub[31] & 0x80)
+        return NG_ERR_BAD_KEY;
+    for (i = NG_KEY_BYTES - 1; i >= 0 && pub[i] == p[i]; i--)
+        ;
+    if (i < 0 || pub[i] > p[i])
+        return NG_ERR_BAD_KEY;
+    /* A clamped scalar is a multiple of the cofactor: DH with a point of low order is all zero whatever the scalar. */
+    ng_keypair_generate(&probe);
+    err = ng_dh(shared, probe.priv, pub);
+    sodium_memzero(shared, sizeof shared);
+    ng_keypair_wipe(&probe);
+    return err;
+}
+
+/* NG_ERR_EXISTS if a live key of any tenant has this key id: the directory must map each id to one key. */
+static ng_err
+key_id_free(ng_vault *v, const uint8_t id[NG_KEY_ID_BYTES])
+{
+    uint8_t pub[NG_KEY_BYTES], other[NG_KEY_ID_BYTES];
+    ng_err err = NG_OK;
+    size_t i, j;
+
+    for (i = ng_vault_lower_bound(v, "tenant/"); i < ng_vault_count(v) && err == NG_OK; i++) {
+        const char *name = ng_vault_name(v, i);
+        json_t *rec, *k;
+
+        if (strncmp(name, "tenant/", 7) != 0)
+            break;
+        if (strchr(name + 7, '/') != NULL)
+            continue;
+        if (ng_tenant_get_json(v, name, &rec) != NG_OK)
+            return NG_ERR_CORRUPT;
+        json_array_foreach(json_object_get(rec, "keys"), j, k)
+        {
+            const char *hex = json_string_value(json_object_get(k, "public"));
+
+            if (hex == NULL || ng_hex_decode(pub, sizeof pub, hex, strlen(hex)) != NG_OK) {
+                err = NG_ERR_CORRUPT;
+                break;
+            }
+            ng_key_id(other, pub);
+            if (sodium_memcmp(other, id, sizeof other) == 0) {
+                err = NG_ERR_EXISTS;
+                break;
+            }
+        }
+        json_decref(rec);
+    }
+    return err;
+}
+
+ng_err
+ng_tenant_key_export(ng_vault *v, const char *slug, uint32_t *epoch, uint8_t priv[NG_KEY_BYTES])
+{
+    char name[NAME_CAP], num[16];
+    uint8_t pub[NG_KEY_BYTES];
+    const char *hex;
+    ng_keypair kp;
+    json_t *rec, *k;
+    json_int_t e;
+    size_t len = 0;
+    ng_err err = ng_tenant_record(v, slug, &rec);
+
+    *epoch = 0;
+    sodium_memzero(priv, NG_KEY_BYTES);
+    memset(&kp, 0, sizeof kp);
+    if (err)
+        return err;
+    k = newest_key(rec);
+    e = json_integer_value(json_object_get(k, "epoch"));
+    hex = json_string_value(json_object_get(k, "public"));
+    if (k == NULL || e < 1 || e > (json_int_t)UINT32_MAX || hex == NULL ||
+        ng_hex_decode(pub, sizeof pub, hex, strlen(hex)) != NG_OK)
+        err = NG_ERR_CORRUPT;
+    else if (held(k))
+        err = NG_ERR_KEY_ELSEWHERE;
+    if (err == NG_OK) {
+        snprintf(num, sizeof num, "%u", (unsigned)e);
+        err = name_of(name, slug, "/key/%s", num);
+    }
+    if (err == NG_OK)
+        err = ng_vault_get(v, name, kp.priv, sizeof kp.priv, &len);
+    /* The record promises the vault holds it: anything else is damage. */
+    if (err == NG_ERR_NOT_FOUND || err == NG_ERR_BUFFER_TOO_SMALL || (err == NG_OK && len != sizeof kp.priv))
+        err = NG_ERR_CORRUPT;
+    if (err == NG_OK)
+        err = ng_keypair_from_private(&kp, kp.priv);
+    /* The backend must get the key peers seal to, or it opens nothing and the gateway no longer can. */
+    if (err == NG_OK && sodium_memcmp(kp.pub, pub, sizeof pub) != 0)
+        err = NG_ERR_CORRUPT;
+    if (err == NG_OK)
+        err = ng_vault_delete(v, name);
+    if (err == NG_OK && json_object_set_new(k, "held_by_backend", json_true()) != 0)
+        err = NG_ERR_NOMEM;
+    if (err == NG_OK && (err = name_of(name, slug, "%s", "")) == NG_OK)
+        err = ng_tenant_put_json(v, name, rec);
+    if (err == NG_OK) {
+        memcpy(priv, kp.priv, NG_KEY_BYTES);
+        *epoch = (uint32_t)e;
+    }
+    ng_keypair_wipe(&kp);
+    json_decref(rec);
+    return err;
+}
+
+ng_err
+ng_tenant_key_import_public(ng_vault *v, const char *slug, const uint8_t pub[NG_KEY_BYTES], int64_t now,
+                            uint32_t *epoch)
+{
+    char name[NAME_CAP], num[16];
+    uint8_t id[NG_KEY_ID_BYTES];
+    json_t *rec, *keys, *k;
+    json_int_t last;
+    ng_err err;
+
+    *epoch = 0;
+    if ((err = ng_tenant_public_key_ok(pub)) != NG_OK)
+        return err;
+    if ((err = ng_tenant_record(v, slug, &rec)) != NG_OK)
+        return err;
+    keys = json_object_get(rec, "keys");
+    last = json_integer_value(json_object_get(newest_key(rec), "epoch"));
+    ng_key_id(id, pub);
+    if (json_array_size(keys) >= NG_TENANT_MAX_KEYS)
+        err = NG_ERR_TOO_LARGE;
+    else if (last < 1 || last >= UINT32_MAX)
+        err = NG_ERR_CORRUPT;
+    else
+        err = key_id_free(v, id);
+    if (err == NG_OK) {
+        snprintf(num, sizeof num, "%u", (unsigned)(last + 1));
+        err = name_of(name, slug, "/key/%s", num);
+    }
+    /* A private key left under the new epoch's name (by a damaged write) must not pass for the backend's. */
+    if (err == NG_OK && (err = ng_vault_delete(v, name)) == NG_ERR_NOT_FOUND)
+        err = NG_OK;
+    if (err == NG_OK) {
+        k = json_pack("{s:I, s:o, s:I, s:b}", "epoch", last + 1, "public", hex_string(pub, NG_KEY_BYTES), "created",
+                      (json_int_t)now, "held_by_backend", 1);
+        if (k == NULL || json_array_append_new(keys, k) != 0)
+            err = NG_ERR_NOMEM;
+    }
+    if (err == NG_OK && (err = name_of(name, slug, "%s", "")) == NG_OK)
+        err = ng_tenant_put_json(v, name, rec);
+    if (err == NG_OK)
+        *epoch = (uint32_t)(last + 1);
     json_decref(rec);
     return err;
 }
@@ -542,6 +722,7 @@ ng_tenant_keypair(ng_vault *v, const char *slug, uint32_t epoch, ng_keypair *out
     uint8_t priv[NG_KEY_BYTES];
     json_t *rec;
     size_t len;
+    long at;
     ng_err err = ng_tenant_record(v, slug, &rec);
 
     memset(out, 0, sizeof *out);
@@ -549,8 +730,11 @@ ng_tenant_keypair(ng_vault *v, const char *slug, uint32_t epoch, ng_keypair *out
         return err;
     if (epoch == 0)
         epoch = (uint32_t)json_integer_value(json_object_get(newest_key(rec), "epoch"));
-    if (find_epoch(json_object_get(rec, "keys"), epoch) < 0)
+    at = find_epoch(json_object_get(rec, "keys"), epoch);
+    if (at < 0)
         err = NG_ERR_NOT_FOUND;
+    else if (held(json_array_get(json_object_get(rec, "keys"), (size_t)at)))
+        err = NG_ERR_KEY_ELSEWHERE;
     json_decref(rec);
     if (err)
         return err;

@@ -9,7 +9,8 @@
  * Vault entries of tenant T (names are the contract between processes that
  * share a vault; public parts are JSON, secrets raw bytes):
  *   tenant/T                    record: keys (public), patterns, limits
- *   tenant/T/key/E              X25519 private key of epoch E
+ *   tenant/T/key/E              X25519 private key of epoch E, unless that
+ *                               epoch is "held_by_backend" in the record
  *   tenant/T/sign               Ed25519 secret key
  *   tenant/T/psk                32 bytes, if the tenant uses one
  *   tenant/T/read_token         32 bytes peers present to read its outboxes
@@ -72,13 +73,55 @@ NG_MUST_CHECK ng_err ng_tenant_records(ng_vault *v, const char *slug, const char
 /* The stored record itself (see above); for ng_peer. */
 NG_MUST_CHECK ng_err ng_tenant_record(ng_vault *v, const char *slug, json_t **out);
 
-/* A new newest epoch; NG_ERR_TOO_LARGE at NG_TENANT_MAX_KEYS live keys. */
+/*
+ * A new newest epoch, its key pair made here and held by the gateway (also
+ * after an export: rotating takes the tenant out of end-to-end mode for what
+ * peers seal from then on); NG_ERR_TOO_LARGE at NG_TENANT_MAX_KEYS live keys.
+ */
 NG_MUST_CHECK ng_err ng_tenant_key_rotate(ng_vault *v, const char *slug, int64_t now, uint32_t *epoch);
-/* Forgets an old epoch's private key. The newest (sending) one cannot be retired. */
+/*
+ * Forgets an old epoch, its private key if the gateway holds it. The newest
+ * (sending) one cannot be retired.
+ */
 NG_MUST_CHECK ng_err ng_tenant_key_retire(ng_vault *v, const char *slug, uint32_t epoch);
-/* The key pair of an epoch (0: the newest); wipe it with ng_keypair_wipe. */
+
+/*
+ * End-to-end mode: the tenant's backend, not the gateway, holds the private
+ * key, so that only the backend can open what peers seal to the tenant. An
+ * epoch so held keeps its public key in the record, marked
+ * "held_by_backend": true, and has no tenant/T/key/E entry; the gateway
+ * still checks the headers of parcels sealed to it (ng_receive_check) and
+ * forwards them unopened to a backend in sealed mode.
+ */
+/*
+ * Hands the newest epoch's private key over, once: copied to priv (the
+ * caller shows it and wipes it), deleted from the vault, the epoch marked
+ * held by the backend. NG_ERR_KEY_ELSEWHERE if the newest epoch is held by
+ * the backend already; NG_ERR_CORRUPT if the vault's key does not match the
+ * record's public key.
+ */
+NG_MUST_CHECK ng_err ng_tenant_key_export(ng_vault *v, const char *slug, uint32_t *epoch, uint8_t priv[NG_KEY_BYTES]);
+/*
+ * A new newest epoch with a public key the backend made (it keeps the
+ * private one). NG_ERR_BAD_KEY for a key peers cannot seal to (all zero, of
+ * low order, or not canonical: 2^255 - 19 or above); NG_ERR_EXISTS if its key
+ * id is a live key's of any tenant (a parcel's recipient would be ambiguous,
+ * and ng_directory_load refuses it); NG_ERR_TOO_LARGE at NG_TENANT_MAX_KEYS.
+ */
+NG_MUST_CHECK ng_err ng_tenant_key_import_public(ng_vault *v, const char *slug, const uint8_t pub[NG_KEY_BYTES],
+                                                 int64_t now, uint32_t *epoch);
+/* NG_OK if peers can seal to pub; NG_ERR_BAD_KEY as ng_tenant_key_import_public says. */
+NG_MUST_CHECK ng_err ng_tenant_public_key_ok(const uint8_t pub[NG_KEY_BYTES]);
+
+/*
+ * The key pair of an epoch (0: the newest); wipe it with ng_keypair_wipe.
+ * NG_ERR_KEY_ELSEWHERE if that epoch's private key is held by the backend.
+ */
 NG_MUST_CHECK ng_err ng_tenant_keypair(ng_vault *v, const char *slug, uint32_t epoch, ng_keypair *out);
-/* The key pair of the live epoch whose key id is key_id; NG_ERR_WRONG_RECIPIENT if none. */
+/*
+ * The key pair of the live epoch whose key id is key_id; NG_ERR_WRONG_RECIPIENT
+ * if none, NG_ERR_KEY_ELSEWHERE if the backend holds it.
+ */
 NG_MUST_CHECK ng_err ng_tenant_keypair_for(ng_vault *v, const char *slug, const uint8_t key_id[NG_KEY_ID_BYTES],
                                            ng_keypair *out);
 /* Copies a secret of the tenant: which is "sign" (64 bytes), "psk" or "read_token" (32). */

@@ -739,12 +739,12 @@ webhook_headers(const char **h, size_t n, const char *id, const char *ts, const 
     return n;
 }
 
-/* POST /v1/tenants/{slug}/messages on g, signed now by s with a fresh id; extra headers "Name: value". */
+/* POST path on g, signed now by s with a fresh id; extra headers "Name: value". */
 static inline reply
-post_signed(const gateway *g, const char *slug, const signer *s, const char *content_type, const void *body, size_t len,
-            const char *const *extra)
+post_signed_to(const gateway *g, const char *path, const signer *s, const char *content_type, const void *body,
+               size_t len, const char *const *extra)
 {
-    char id[40], sig[NG_WEBHOOK_SIGNATURE_BYTES], ts[32], path[128], ct[300];
+    char id[40], sig[NG_WEBHOOK_SIGNATURE_BYTES], ts[32], ct[300];
     const char *h[24];
     int64_t now = (int64_t)(wall_ms() / 1000);
     size_t n = 0, i;
@@ -760,8 +760,18 @@ post_signed(const gateway *g, const char *slug, const signer *s, const char *con
         h[n++] = extra[i];
     }
     h[n] = NULL;
-    snprintf(path, sizeof path, "/v1/tenants/%s/messages", slug);
     return gw_http(g, "POST", path, h, body, len);
+}
+
+/* POST /v1/tenants/{slug}/messages on g, as post_signed_to. */
+static inline reply
+post_signed(const gateway *g, const char *slug, const signer *s, const char *content_type, const void *body, size_t len,
+            const char *const *extra)
+{
+    char path[128];
+
+    snprintf(path, sizeof path, "/v1/tenants/%s/messages", slug);
+    return post_signed_to(g, path, s, content_type, body, len, extra);
 }
 
 /* ---- sinks: a tenant's backend, recording every webhook and answering as told ---- */

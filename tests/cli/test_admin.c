@@ -7,11 +7,14 @@
  * One gateway serves the group; the tests run in order and each uses its
  * own tenants. Every change must be visible to the very next request (no
  * sleep): a backend's secret signs submissions at once, an imported peer is
- * a recipient at once, a deleted tenant is gone at once. The last test
- * stops the gateway and reads offline what the online CLI wrote.
+ * a recipient at once, a deleted tenant is gone at once, an exported key no
+ * longer seals at once. The last test stops the gateway and reads offline
+ * what the online CLI wrote.
  * NG_KEEP=1 keeps the temporary directory (configuration, data, gw.log).
  */
 #include "gateway_harness.h"
+#include "ng_hex.h"
+#include "ng_key.h"
 #include "ng_peer.h"
 
 static char dir[PATH_MAX / 2];
@@ -486,6 +489,206 @@ test_refusals(void **state)
     still_up();
 }
 
+/* ==== 2b. end-to-end mode: the backend holds the tenant's private key ==== */
+
+/* A message from slug's backend to recipient, with a pattern (NULL: the peer's choice). */
+static reply
+submit_with(const char *slug, const signer *s, const char *recipient, const char *pattern)
+{
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:i}", "recipient", recipient, "content_type", "text/plain", "body",
+                            "hello", "ttl", 600);
+    const char *body;
+
+    if (pattern != NULL)
+        json_object_set_new(doc, "pattern", json_string(pattern));
+    body = dump(doc);
+    return post_signed(&gw, slug, s, "application/json", body, strlen(body), NULL);
+}
+
+/* The keys of slug as the admin API lists them. */
+static json_t *
+keys_of(const char *slug)
+{
+    reply r = admin(&gw, "GET", path_of("/v1/admin/tenants/%s/keys", slug, NULL), NULL);
+
+    EXPECT_STATUS(r, 200);
+    return json_object_get(r.json, "keys");
+}
+
+/* The X25519 public key (hex) of a private key given as hex. */
+static const char *
+public_of(const char *priv_hex)
+{
+    uint8_t priv[NG_KEY_BYTES];
+    char hex[2 * NG_KEY_BYTES + 1];
+    ng_keypair kp;
+
+    assert_int_equal(ng_hex_decode(priv, sizeof priv, priv_hex, strlen(priv_hex)), NG_OK);
+    assert_int_equal(ng_keypair_from_private(&kp, priv), NG_OK);
+    ng_hex_encode(hex, sizeof hex, kp.pub, sizeof kp.pub);
+    ng_keypair_wipe(&kp);
+    sodium_memzero(priv, sizeof priv);
+    return text_of(blob_str(hex));
+}
+
+static const char *
+fresh_public(void)
+{
+    char hex[2 * NG_KEY_BYTES + 1];
+    ng_keypair kp;
+
+    ng_keypair_generate(&kp);
+    ng_hex_encode(hex, sizeof hex, kp.pub, sizeof kp.pub);
+    ng_keypair_wipe(&kp);
+    return text_of(blob_str(hex));
+}
+
+static void
+test_key_export_import(void **state)
+{
+    const char *params, *pub1, *priv, *imported, *line, *why;
+    char want[512];
+    signer s = {0};
+    json_t *keys, *k;
+    result res;
+    reply r;
+    size_t i;
+    char b[16];
+
+    (void)state;
+    create_tenant("ka");
+    r = admin(&gw, "POST", "/v1/admin/tenants", dump(json_pack("{s:s, s:b}", "tenant", "kb", "allow_anonymous", 1)));
+    EXPECT_STATUS(r, 201);
+    add_backend_api("ka", "http://127.0.0.1:9/ka", &s, b);
+    r = admin(&gw, "GET", "/v1/admin/tenants/kb/params", NULL);
+    EXPECT_STATUS(r, 200);
+    params = jstr(r.json, "params");
+    remember(params);
+    EXPECT_STATUS(
+        admin(&gw, "POST", "/v1/admin/tenants/ka/peers", dump(json_pack("{s:s, s:s}", "params", params, "name", "kb"))),
+        201);
+    EXPECT_STATUS(submit_with("ka", &s, "kb", NULL), 202);
+    EXPECT_STATUS(submit_with("ka", &s, "kb", "X"), 202);
+    pub1 = jstr(json_array_get(keys_of("ka"), 0), "public");
+
+    /* export: 200 with the private key of the newest epoch, which is then held by the backend only */
+    r = admin(&gw, "POST", "/v1/admin/tenants/ka/keys/export", NULL);
+    EXPECT_STATUS(r, 200);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "epoch")), 1);
+    priv = jstr(r.json, "private_key");
+    assert_true(is_lower_hex(priv, 64));
+    remember(priv);
+    assert_string_equal(public_of(priv), pub1);
+    assert_string_equal(jstr(r.json, "public_key"), pub1);
+    assert_string_equal(jstr(r.json, "key_id"), jstr(json_array_get(keys_of("ka"), 0), "key_id"));
+    k = json_array_get(keys_of("ka"), 0);
+    assert_true(json_is_true(json_object_get(k, "held_by_backend")));
+    assert_true(json_is_true(json_object_get(k, "sending")));
+    assert_null(strstr(text_of(admin(&gw, "GET", "/v1/admin/tenants/ka", NULL).body), priv));
+    /* once only */
+    REFUSED(admin(&gw, "POST", "/v1/admin/tenants/ka/keys/export", NULL), 409, "key_held_by_backend");
+    REFUSED(admin(&gw, "POST", "/v1/admin/tenants/nosuch/keys/export", NULL), 404, "not_found");
+    REFUSED(admin_as(&gw, NULL, "POST", "/v1/admin/tenants/kb/keys/export", NULL), 401, "unauthorized");
+    REFUSED(admin(&gw, "GET", "/v1/admin/tenants/kb/keys/export", NULL), 405, "method_not_allowed");
+
+    /* At once the gateway no longer seals as ka: K and X (asked for, or the peer's choice) are 409, N still works. */
+    r = submit_with("ka", &s, "kb", "X");
+    REFUSED(r, 409, "key_held_by_backend");
+    why = json_string_value(json_object_get(json_object_get(r.json, "error"), "message"));
+    assert_non_null(strstr(why, "/v1/tenants/ka/parcels"));
+    REFUSED(submit_with("ka", &s, "kb", "K"), 409, "key_held_by_backend");
+    REFUSED(submit_with("ka", &s, "kb", NULL), 409, "key_held_by_backend");
+    EXPECT_STATUS(submit_with("ka", &s, "kb", "N"), 202);
+
+    /* import: the backend's public key, a new sending epoch held by the backend */
+    imported = fresh_public();
+    r = admin(&gw, "POST", "/v1/admin/tenants/ka/keys/import", dump(json_pack("{s:s}", "public_key", imported)));
+    EXPECT_STATUS(r, 201);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "epoch")), 2);
+    assert_true(is_lower_hex(jstr(r.json, "key_id"), 64));
+    keys = keys_of("ka");
+    assert_int_equal(json_array_size(keys), 2);
+    k = json_array_get(keys, 1);
+    assert_string_equal(jstr(k, "public"), imported);
+    assert_string_equal(jstr(k, "key_id"), jstr(r.json, "key_id"));
+    assert_true(json_is_true(json_object_get(k, "held_by_backend")));
+    assert_true(json_is_true(json_object_get(k, "sending")));
+    REFUSED(submit_with("ka", &s, "kb", "X"), 409, "key_held_by_backend");
+    REFUSED(admin(&gw, "POST", "/v1/admin/tenants/ka/keys/import", "{}"), 400, "bad_request");
+    REFUSED(admin(&gw, "POST", "/v1/admin/tenants/ka/keys/import", "{\"public_key\": 5}"), 400, "bad_request");
+    REFUSED(admin(&gw, "POST", "/v1/admin/tenants/ka/keys/import", "{\"public_key\": \"zz\"}"), 400, "bad_request");
+    REFUSED(admin(&gw, "POST", "/v1/admin/tenants/ka/keys/import",
+                  dump(json_pack("{s:s, s:s}", "public_key", fresh_public(), "extra", "x"))),
+            400, "bad_request");
+    REFUSED(admin(&gw, "POST", "/v1/admin/tenants/ka/keys/import",
+                  "{\"public_key\": \"0000000000000000000000000000000000000000000000000000000000000000\"}"),
+            400, "bad_request");
+    REFUSED(admin(&gw, "POST", "/v1/admin/tenants/kb/keys/import", dump(json_pack("{s:s}", "public_key", imported))),
+            409, "exists");
+    REFUSED(admin(&gw, "POST", "/v1/admin/tenants/nosuch/keys/import",
+                  dump(json_pack("{s:s}", "public_key", fresh_public()))),
+            404, "not_found");
+    assert_int_equal(json_array_size(keys_of("kb")), 1);
+
+    /* The CLI, through the gateway: export refused while the newest is the backend's, then after a rotation. */
+    res = ng(NULL, ARGS("key", "export", "ka", "--config", gw.cfg));
+    EXPECT_EXIT(res, 1);
+    assert_int_equal(res.out->len, 0);
+    assert_non_null(strstr(text_of(res.err), "held by the tenant's backend"));
+    GCLI(&gw, "key", "rotate", "ka");
+    EXPECT_STATUS(submit_with("ka", &s, "kb", "X"), 202); /* the gateway's key again */
+    res = ng(NULL, ARGS("key", "export", "ka", "--config", gw.cfg));
+    EXPECT_EXIT(res, 0);
+    line = text_of(res.out);
+    snprintf(want, sizeof want, "private key of tenant ka, epoch 3 (shown once; give it to the backend): ");
+    assert_true(strncmp(line, want, strlen(want)) == 0);
+    priv = text_of(blob_of(line + strlen(want), 64));
+    assert_true(is_lower_hex(priv, 64));
+    remember(priv);
+    k = json_array_get(keys_of("ka"), 2);
+    assert_int_equal(json_integer_value(json_object_get(k, "epoch")), 3);
+    assert_true(json_is_true(json_object_get(k, "held_by_backend")));
+    assert_string_equal(public_of(priv), jstr(k, "public"));
+    snprintf(want, sizeof want, "public key %s, key id %s\n", jstr(k, "public"), jstr(k, "key_id"));
+    assert_non_null(strstr(line, want));
+    assert_non_null(strstr(line, "epoch 3 is now held only by the backend: the gateway can no longer open parcels "
+                                 "sealed to it"));
+    REFUSED(submit_with("ka", &s, "kb", "X"), 409, "key_held_by_backend");
+
+    imported = fresh_public();
+    res = ng(NULL, ARGS("key", "import", "ka", "--public-key", imported, "--config", gw.cfg));
+    EXPECT_EXIT(res, 0);
+    assert_true(strncmp(text_of(res.out), "tenant ka now sends with epoch 4, key id ", 41) == 0);
+    k = json_array_get(keys_of("ka"), 3);
+    assert_string_equal(jstr(k, "public"), imported);
+    assert_non_null(strstr(text_of(res.out), jstr(k, "key_id")));
+    /* the same key again is the gateway's refusal; a malformed one, the command's */
+    res = ng(NULL, ARGS("key", "import", "ka", "--public-key", imported, "--config", gw.cfg));
+    EXPECT_EXIT(res, 1);
+    assert_non_null(strstr(text_of(res.err), "already a live key"));
+    EXPECT_EXIT(ng(NULL, ARGS("key", "import", "ka", "--public-key", "abcd", "--config", gw.cfg)), 2);
+    EXPECT_EXIT(ng(NULL, ARGS("key", "import", "ka", "--config", gw.cfg)), 2);
+    EXPECT_EXIT(ng(NULL, ARGS("key", "export", "ka", "--public-key", imported, "--config", gw.cfg)), 2);
+
+    /* key list: who holds each private key (1 and 3 exported, 2 and 4 imported; 5 made by the gateway) */
+    keys = gcli_json(&gw, ARGS("key", "list", "ka", "--json"));
+    assert_int_equal(json_array_size(keys), 4);
+    json_array_foreach(keys, i, k) assert_true(json_is_true(json_object_get(k, "held_by_backend")));
+    assert_null(strstr(text_of(GCLI(&gw, "key", "list", "ka")), "gateway"));
+    GCLI(&gw, "key", "rotate", "ka");
+    line = text_of(GCLI(&gw, "key", "list", "ka"));
+    assert_non_null(strstr(line, "HELD BY"));
+    assert_non_null(strstr(line, "backend"));
+    assert_non_null(strstr(line, "gateway"));
+    keys = gcli_json(&gw, ARGS("key", "list", "ka", "--json"));
+    assert_true(json_is_false(json_object_get(json_array_get(keys, 4), "held_by_backend")));
+    /* held epochs retire like the others */
+    EXPECT_STATUS(admin(&gw, "POST", "/v1/admin/tenants/ka/keys/1/retire", NULL), 200);
+    EXPECT_STATUS(admin(&gw, "POST", "/v1/admin/tenants/ka/keys/2/retire", NULL), 200);
+    assert_int_equal(json_array_size(keys_of("ka")), 3);
+    still_up();
+}
+
 /* ==== 3. the CLI through the running gateway, then offline ==== */
 
 /* The names of a JSON object's fields, sorted, as one string. */
@@ -699,6 +902,14 @@ test_cli_online(void **state)
     out = GCLI(&gw, "key", "rotate", "ca");
     assert_string_equal(text_of(out),
                         "tenant ca now sends with epoch 3; older keys still open parcels until retired\n");
+    /* end-to-end, offline: the same outputs as through the gateway */
+    j = gcli_json(&gw, ARGS("key", "export", "cd", "--json"));
+    assert_int_equal(json_integer_value(json_object_get(j, "epoch")), 1);
+    remember(jstr(j, "private_key"));
+    assert_string_equal(public_of(jstr(j, "private_key")), jstr(j, "public_key"));
+    out = GCLI(&gw, "key", "import", "cd", "--public-key", fresh_public());
+    assert_true(strncmp(text_of(out), "tenant cd now sends with epoch 2, key id ", 41) == 0);
+    EXPECT_EXIT(ng(NULL, ARGS("key", "export", "cd", "--config", gw.cfg)), 1);
 
     /* And the gateway, started again, has all of it. */
     start_gateway(&gw);
@@ -706,6 +917,10 @@ test_cli_online(void **state)
     EXPECT_STATUS(submit_as("cc", &s2, "ca"), 202);
     e = admin(&gw, "GET", "/v1/admin/tenants/ca/peers", NULL).json;
     assert_non_null(find_in(json_object_get(e, "peers"), "name", "cd"));
+    e = keys_of("cd");
+    assert_int_equal(json_array_size(e), 2);
+    assert_true(json_is_true(json_object_get(json_array_get(e, 0), "held_by_backend")));
+    assert_true(json_is_true(json_object_get(json_array_get(e, 1), "held_by_backend")));
     stop_gateway(&gw);
 }
 
@@ -715,6 +930,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_routes, test_teardown),
         cmocka_unit_test_teardown(test_refusals, test_teardown),
+        cmocka_unit_test_teardown(test_key_export_import, test_teardown),
         cmocka_unit_test_teardown(test_cli_online, test_teardown),
     };
 

@@ -18,8 +18,10 @@
  * dead letters and their replay (attempts counted afresh), a 410 that
  * disables the backend until an operator enables it, a message that
  * expires between retries, gateway b killed with an attempt in flight
- * (its orphaned redis-server, the lease, a message sent while it was down)
- * and SIGTERM with an attempt in flight.
+ * (its orphaned redis-server, the lease, a message sent while it was down),
+ * end-to-end mode (bob2's private key exported to its backend: an opened
+ * backend's delivery dead-letters, a sealed one gets the parcel, which only
+ * the exported key opens) and SIGTERM with an attempt in flight.
  *
  * The tests run in order on the same two gateways. A ledger records every
  * message the gateways accepted and, once its test has settled it, how
@@ -30,6 +32,10 @@
  * NG_KEEP=1 keeps the temporary directory (configurations, data, logs).
  */
 #include "gateway_harness.h"
+
+#include "ng_hex.h"
+#include "ng_key.h"
+#include "ng_parcel.h"
 
 enum {
     DELIVERY_WAIT_MS = 20000,
@@ -701,6 +707,89 @@ test_isolation(void **state)
     }
 }
 
+/* ==== 8b. end-to-end: bob2's backend holds its private key ==== */
+
+/* The body of the parcel a sealed backend got, opened with the key handed to it; sender_pub for K. */
+static void
+expect_opens_with(const hit *h, const ng_keypair *kp, const uint8_t *sender_pub, const msg *m)
+{
+    ng_open_params op;
+    ng_opened o;
+    uint8_t *out = malloc(h->body_len + 1);
+    ng_err err;
+
+    assert_non_null(out);
+    assert_string_equal(hit_header(h, "content-type", NULL), "application/vnd.noisegate.parcel");
+    ng_open_params_init(&op);
+    op.recipient = kp;
+    op.sender_pub = sender_pub;
+    err = ng_parcel_open(out, h->body_len + 1, &o, h->body, h->body_len, &op);
+    if (err != NG_OK)
+        fail_msg("message %s: the parcel bob2's backend got does not open with the exported key: %s", m->id,
+                 ng_strerror(err));
+    assert_int_equal(o.body_len, m->len);
+    assert_memory_equal(o.body, m->body, m->len);
+    sodium_memzero(out, h->body_len + 1);
+    free(out);
+}
+
+static void
+test_end_to_end_key(void **state)
+{
+    msg opened = {.from = &alice, .to = &bob2, .pattern = "X", .content_type = "text/plain", .subject = "e2e-1"};
+    msg sealed = {.from = &alice, .to = &bob2, .pattern = "K", .content_type = "text/plain", .subject = "e2e-2"};
+    uint8_t priv[NG_KEY_BYTES], alice_pub[NG_KEY_BYTES];
+    const hit *h[4];
+    ng_keypair kp;
+    json_t *d, *keys;
+    const char *hex;
+    char path[256];
+    reply r;
+
+    (void)state;
+    r = admin(&gw_b, "POST", "/v1/admin/tenants/bob2/keys/export", NULL);
+    EXPECT_STATUS(r, 200);
+    hex = jstr(r.json, "private_key");
+    assert_int_equal(ng_hex_decode(priv, sizeof priv, hex, strlen(hex)), NG_OK);
+    assert_int_equal(ng_keypair_from_private(&kp, priv), NG_OK);
+    keys = gcli_json(&gw_a, ARGS("key", "list", "alice", "--json"));
+    hex = jstr(json_array_get(keys, json_array_size(keys) - 1), "public");
+    assert_int_equal(ng_hex_decode(alice_pub, sizeof alice_pub, hex, strlen(hex)), NG_OK);
+
+    /* Taken in on its header (gateway b cannot open it), then dead-lettered by the opened backend's deliverer. */
+    text_body(&opened, "sealed to a key the gateway gave away");
+    send_msg(&opened);
+    d = WAIT_DEAD(&bob2, opened.id, DELIVERY_WAIT_MS);
+    if (strstr(jstr(d, "reason"), "the private key is held by the tenant's backend") == NULL)
+        fail_msg("dead letter of %s: reason \"%s\"", opened.id, jstr(d, "reason"));
+    assert_int_equal(sink_count(&bob2.sink, opened.id), 0);
+
+    /* The backend in sealed mode instead: the replayed parcel, and a new one, reach it unopened. */
+    snprintf(path, sizeof path, "/v1/admin/tenants/bob2/backends/%s", bob2.backend);
+    EXPECT_STATUS(admin(&gw_b, "DELETE", path, NULL), 200);
+    r = admin(&gw_b, "POST", "/v1/admin/tenants/bob2/backends",
+              dump(json_pack("{s:s, s:s}", "url", bob2.sink.url, "mode", "sealed")));
+    EXPECT_STATUS(r, 201);
+    snprintf(bob2.backend, sizeof bob2.backend, "%s", jstr(r.json, "id"));
+    signer_whsec(&bob2.key, jstr(r.json, "whsec"), strlen(jstr(r.json, "whsec")));
+    replay(&bob2, d, 200);
+    WAIT_HITS(&bob2.sink, opened.id, 1, DELIVERY_WAIT_MS);
+    assert_int_equal(sink_find(&bob2.sink, opened.id, h, 4), 1);
+    expect_opens_with(h[0], &kp, NULL, &opened);
+    settle(opened.id, 1, 1);
+
+    text_body(&sealed, "K, sealed with alice's key to bob2's exported one");
+    send_msg(&sealed);
+    WAIT_HITS(&bob2.sink, sealed.id, 1, DELIVERY_WAIT_MS);
+    sleep_ms(500);
+    assert_int_equal(sink_find(&bob2.sink, sealed.id, h, 4), 1);
+    expect_opens_with(h[0], &kp, alice_pub, &sealed);
+    settle(sealed.id, 1, 1);
+    WAIT_QUEUE(&bob2, 0, -1, 5000);
+    sodium_memzero(priv, sizeof priv);
+    ng_keypair_wipe(&kp);
+}
+
 /* ==== 7. gateway b killed while an attempt is in flight ==== */
 
 static void
@@ -863,6 +952,7 @@ main(void)
         cmocka_unit_test_teardown(test_expiry, test_teardown),
         /* Before the kill: a poller killed mid-poll holds its lease for 30 s, which would stall later sends. */
         cmocka_unit_test_teardown(test_isolation, test_teardown),
+        cmocka_unit_test_teardown(test_end_to_end_key, test_teardown),
         cmocka_unit_test_teardown(test_killed, test_teardown),
         cmocka_unit_test_teardown(test_stop, test_teardown),
     };

@@ -8,11 +8,11 @@
  *
  * alice's backend seals with libnoisegate-envelope, as a backend linking it
  * would: to the recipient's public key and psk from the recipient's
- * connection parameters, and for K and X with alice's own static key. No
- * API hands a backend its tenant's private key; the suite reads it from
- * gateway a's vault with the operator's master key (what an operator would
- * have to do to give it to a backend). Without it a backend can only send N
- * parcels (to tenants that allow them) that the recipient opens: its X
+ * connection parameters, and for K and X with alice's own static key, which
+ * the suite reads from gateway a's vault with the operator's master key
+ * (`key export` would hand it over too, but then gateway a could no longer
+ * seal as alice, which the other tests need). Without it a backend can only
+ * send N parcels (to tenants that allow them) that the recipient opens: its X
  * parcels sealed with a key of its own pass gateway a, which cannot see an
  * X sender, and are refused by gateway b (test_foreign_x_sender).
  *

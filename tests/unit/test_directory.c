@@ -2,7 +2,9 @@
  * The directory: a snapshot of what ng_tenant and ng_peer wrote, with every
  * lookup checked against the vault it came from (keys by epoch and key id,
  * read tokens, peers' keys, backends and their secrets), damaged records
- * refused, and holders keeping a snapshot alive.
+ * refused, and holders keeping a snapshot alive. Keys held by a tenant's
+ * backend (end-to-end mode) load with their public half only, and
+ * ng_receive takes parcels sealed to them in on their headers.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,7 +19,10 @@
 #include <sodium.h>
 
 #include "ng_directory.h"
+#include "ng_hex.h"
+#include "ng_parcel.h"
 #include "ng_peer.h"
+#include "ng_receive.h"
 #include "ng_tenant.h"
 #include "ng_vault.h"
 #include "ng_webhook.h"
@@ -358,13 +363,239 @@ test_damage(void **state)
     ng_directory_release(d);
 }
 
+/* ---- end-to-end: keys the backend holds ---- */
+
+static void
+test_held_keys(void **state)
+{
+    uint8_t priv[NG_KEY_BYTES], id[NG_KEY_ID_BYTES];
+    const ng_dir_tenant *t, *r;
+    const ng_dir_key *k;
+    ng_keypair exported, backend, kp;
+    ng_directory *d;
+    uint32_t epoch;
+    json_t *rec;
+
+    (void)state;
+    create("acme", 0, 0);
+    create("zeta", 0, 0);
+    assert_int_equal(ng_tenant_key_export(g_v, "acme", &epoch, priv), NG_OK);
+    assert_int_equal(ng_keypair_from_private(&exported, priv), NG_OK);
+    ng_keypair_generate(&backend);
+    assert_int_equal(ng_tenant_key_import_public(g_v, "zeta", backend.pub, NOW, &epoch), NG_OK);
+    assert_int_equal(epoch, 2);
+    d = load();
+
+    /* acme: one epoch, its public key and id from the record, no private key. */
+    t = ng_directory_tenant(d, "acme");
+    assert_int_equal(t->nkeys, 1);
+    assert_null(t->keys[0].kp);
+    assert_memory_equal(t->keys[0].pub, exported.pub, NG_KEY_BYTES);
+    ng_key_id(id, exported.pub);
+    assert_memory_equal(t->keys[0].id, id, NG_KEY_ID_BYTES);
+    r = ng_directory_recipient(d, id, &k);
+    assert_ptr_equal(r, t);
+    assert_ptr_equal(k, &t->keys[0]);
+
+    /* zeta: epoch 1 the gateway's, epoch 2 (sending) the backend's. */
+    t = ng_directory_tenant(d, "zeta");
+    assert_int_equal(t->nkeys, 2);
+    assert_non_null(t->keys[0].kp);
+    assert_memory_equal(t->keys[0].pub, t->keys[0].kp->pub, NG_KEY_BYTES);
+    assert_int_equal(ng_tenant_keypair(g_v, "zeta", 1, &kp), NG_OK);
+    assert_memory_equal(t->keys[0].kp->priv, kp.priv, NG_KEY_BYTES);
+    assert_int_equal(t->keys[1].epoch, 2);
+    assert_null(t->keys[1].kp);
+    assert_memory_equal(t->keys[1].pub, backend.pub, NG_KEY_BYTES);
+    ng_key_id(id, backend.pub);
+    assert_memory_equal(t->keys[1].id, id, NG_KEY_ID_BYTES);
+    assert_ptr_equal(ng_directory_recipient(d, id, NULL), t);
+    ng_directory_release(d);
+
+    /* A gateway key that is not the record's public key is refused, not loaded as a key nobody seals to. */
+    assert_int_equal(ng_tenant_get_json(g_v, "tenant/zeta", &rec), NG_OK);
+    json_object_set_new(json_array_get(json_object_get(rec, "keys"), 0), "public",
+                        json_string("0900000000000000000000000000000000000000000000000000000000000000"));
+    assert_int_equal(ng_tenant_put_json(g_v, "tenant/zeta", rec), NG_OK);
+    assert_int_equal(ng_directory_load(&d, g_v), NG_ERR_CORRUPT);
+    json_decref(rec);
+    sodium_memzero(priv, sizeof priv);
+    ng_keypair_wipe(&exported);
+    ng_keypair_wipe(&backend);
+    ng_keypair_wipe(&kp);
+}
+
+static const char meta_json[] = "{\"content_type\":\"text/plain\"}";
+static const char body_text[] = "for the backend's eyes only";
+
+/* A parcel to recipient_pub (malloc'd; *len its size), created at created_ms and living ttl_ms. */
+static uint8_t *
+seal_to(ng_pattern pattern, const uint8_t *recipient_pub, const ng_keypair *sender, uint64_t created_ms,
+        uint64_t ttl_ms, size_t *len)
+{
+    ng_seal_params sp;
+    uint8_t *out;
+    size_t size;
+
+    memset(&sp, 0, sizeof sp);
+    sp.pattern = pattern;
+    sp.recipient_pub = recipient_pub;
+    sp.sender = sender;
+    sp.meta = (const uint8_t *)meta_json;
+    sp.meta_len = strlen(meta_json);
+    sp.body = (const uint8_t *)body_text;
+    sp.body_len = strlen(body_text);
+    sp.created_ms = created_ms;
+    sp.ttl_ms = ttl_ms;
+    size = ng_parcel_sealed_size(&sp);
+    assert_true(size > 0);
+    out = malloc(size);
+    assert_non_null(out);
+    assert_int_equal(ng_parcel_seal(out, size, len, &sp), NG_OK);
+    return out;
+}
+
+/* Opens with a key as the backend would; the result of ng_parcel_open. */
+static ng_err
+backend_opens(const uint8_t *parcel, size_t len, const ng_keypair *recipient, const uint8_t *sender_pub)
+{
+    ng_open_params op;
+    ng_opened o;
+    uint8_t *buf = malloc(len);
+    ng_err err;
+
+    assert_non_null(buf);
+    ng_open_params_init(&op);
+    op.recipient = recipient;
+    op.sender_pub = sender_pub;
+    op.now_ms = (uint64_t)NOW * 1000u;
+    err = ng_parcel_open(buf, len, &o, parcel, len, &op);
+    if (err == NG_OK) {
+        assert_int_equal(o.body_len, strlen(body_text));
+        assert_memory_equal(o.body, body_text, o.body_len);
+    }
+    sodium_memzero(buf, len);
+    free(buf);
+    return err;
+}
+
+/*
+ * ng_receive_check on a key the backend holds: the header's checks (recipient,
+ * K sender, times) still refuse, but nothing that needs the key; the
+ * gateway's ng_receive_open says why it cannot open.
+ */
+static void
+test_receive_held(void **state)
+{
+    const uint64_t now = (uint64_t)NOW * 1000u, hour = 3600u * 1000u;
+    uint8_t priv[NG_KEY_BYTES], *p, *plain;
+    ng_keypair bob, alice, stranger;
+    const ng_dir_tenant *tb;
+    ng_receive_opts o;
+    ng_received r;
+    ng_opened opened;
+    ng_directory *d;
+    size_t len, plain_len;
+    uint32_t epoch;
+
+    (void)state;
+    create("alice", 0, 0);
+    create("bob", 0, 1);
+    pair("bob", "alice", NULL);
+    assert_int_equal(ng_tenant_keypair(g_v, "alice", 0, &alice), NG_OK);
+    assert_int_equal(ng_tenant_key_export(g_v, "bob", &epoch, priv), NG_OK);
+    assert_int_equal(ng_keypair_from_private(&bob, priv), NG_OK);
+    ng_keypair_generate(&stranger);
+    d = load();
+    tb = ng_directory_tenant(d, "bob");
+    memset(&o, 0, sizeof o);
+    o.now_ms = now;
+    o.skew_ms = 300000;
+
+    /* X, K and N from alice (bob allows anonymous senders): taken in, for bob. */
+    p = seal_to(NG_PATTERN_X, bob.pub, &alice, now, hour, &len);
+    assert_int_equal(ng_receive_check(d, p, len, &o, &r), NG_OK);
+    assert_ptr_equal(r.tenant, tb);
+    assert_null(r.peer); /* an X sender shows only once opened: the backend's to check */
+    assert_int_equal(backend_opens(p, len, &bob, NULL), NG_OK);
+    /* The gateway cannot open it, and says why: what an "opened" backend's delivery dead-letters with. */
+    assert_int_equal(ng_receive_open(d, p, len, &o, &r, &opened, &plain, &plain_len), NG_ERR_KEY_ELSEWHERE);
+    assert_null(plain);
+    assert_int_equal(plain_len, 0);
+    assert_ptr_equal(r.tenant, tb);
+
+    /*
+     * A changed body is NOT detected here: only the tag tells, and only the
+     * key's holder can check it. The backend, which opens it, refuses it.
+     */
+    p[len - 1] ^= 1;
+    assert_int_equal(ng_receive_check(d, p, len, &o, &r), NG_OK);
+    assert_int_equal(backend_opens(p, len, &bob, NULL), NG_ERR_AUTH);
+    free(p);
+
+    p = seal_to(NG_PATTERN_K, bob.pub, &alice, now, hour, &len);
+    assert_int_equal(ng_receive_check(d, p, len, &o, &r), NG_OK);
+    assert_non_null(r.peer);
+    assert_string_equal(r.peer->name, "alice");
+    /* fetched from another peer's outbox: refused by the header's sender */
+    o.from_peer = "carol";
+    assert_int_equal(ng_receive_check(d, p, len, &o, &r), NG_ERR_WRONG_SENDER);
+    o.from_peer = NULL;
+    free(p);
+
+    p = seal_to(NG_PATTERN_N, bob.pub, NULL, now, hour, &len);
+    assert_int_equal(ng_receive_check(d, p, len, &o, &r), NG_OK);
+    assert_null(r.peer);
+    free(p);
+
+    /* K from a key that is no peer's: refused on the header's sender key id. */
+    p = seal_to(NG_PATTERN_K, bob.pub, &stranger, now, hour, &len);
+    assert_int_equal(ng_receive_check(d, p, len, &o, &r), NG_ERR_WRONG_SENDER);
+    free(p);
+
+    /* Addressed to a key no tenant has. */
+    p = seal_to(NG_PATTERN_N, stranger.pub, NULL, now, hour, &len);
+    assert_int_equal(ng_receive_check(d, p, len, &o, &r), NG_ERR_NOT_FOUND);
+    free(p);
+
+    /* Expired, and created too far ahead. */
+    p = seal_to(NG_PATTERN_N, bob.pub, NULL, now - 2 * hour, hour, &len);
+    assert_int_equal(ng_receive_check(d, p, len, &o, &r), NG_ERR_EXPIRED);
+    free(p);
+    p = seal_to(NG_PATTERN_N, bob.pub, NULL, now + hour, hour, &len);
+    assert_int_equal(ng_receive_check(d, p, len, &o, &r), NG_ERR_NOT_YET_VALID);
+    free(p);
+
+    /* A key the gateway holds is still opened by the check: there the changed body is refused. */
+    assert_int_equal(ng_tenant_keypair(g_v, "alice", 0, &alice), NG_OK);
+    pair("alice", "bob", NULL);
+    ng_directory_release(d);
+    d = load();
+    p = seal_to(NG_PATTERN_N, alice.pub, NULL, now, hour, &len);
+    assert_int_equal(ng_receive_check(d, p, len, &o, &r), NG_ERR_BAD_PATTERN); /* alice takes no anonymous parcels */
+    free(p);
+    p = seal_to(NG_PATTERN_X, alice.pub, &bob, now, hour, &len);
+    assert_int_equal(ng_receive_check(d, p, len, &o, &r), NG_OK);
+    assert_string_equal(r.peer->name, "bob");
+    p[len - 1] ^= 1;
+    assert_int_equal(ng_receive_check(d, p, len, &o, &r), NG_ERR_AUTH);
+    free(p);
+
+    ng_directory_release(d);
+    sodium_memzero(priv, sizeof priv);
+    ng_keypair_wipe(&bob);
+    ng_keypair_wipe(&alice);
+    ng_keypair_wipe(&stranger);
+}
+
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_empty), T(test_tenants_and_keys), T(test_peers), T(test_backends), T(test_hold), T(test_damage),
+        T(test_empty), T(test_tenants_and_keys), T(test_peers),     T(test_backends),
+        T(test_hold),  T(test_damage),           T(test_held_keys), T(test_receive_held),
     };
 
     if (sodium_init() < 0)

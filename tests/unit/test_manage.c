@@ -406,6 +406,8 @@ test_changes(void **state)
     assert_int_equal(ng_manage_changes(NG_MANAGE_PEER_REMOVE), 1);
     assert_int_equal(ng_manage_changes(NG_MANAGE_KEY_ROTATE), 1);
     assert_int_equal(ng_manage_changes(NG_MANAGE_KEY_RETIRE), 1);
+    assert_int_equal(ng_manage_changes(NG_MANAGE_KEY_EXPORT), 1);
+    assert_int_equal(ng_manage_changes(NG_MANAGE_KEY_IMPORT), 1);
 }
 
 static void
@@ -717,6 +719,160 @@ test_keys(void **state)
     json_decref(r);
 }
 
+/* A fresh X25519 public key as 64 hex characters, as a backend would make it. */
+static void
+backend_public(char hex[2 * NG_KEY_BYTES + 1])
+{
+    ng_keypair kp;
+
+    ng_keypair_generate(&kp);
+    ng_hex_encode(hex, 2 * NG_KEY_BYTES + 1, kp.pub, sizeof kp.pub);
+    ng_keypair_wipe(&kp);
+}
+
+/* End-to-end mode: the newest private key handed over once, a backend's public key taken as a new epoch. */
+static void
+test_key_export_import(void **state)
+{
+    char pub_hex[2 * NG_KEY_BYTES + 1], id_hex[2 * NG_KEY_ID_BYTES + 1], other[2 * NG_KEY_BYTES + 1];
+    uint8_t priv[NG_KEY_BYTES], id[NG_KEY_ID_BYTES], *b;
+    const char *code, *message;
+    ng_manage_op op;
+    ng_keypair kp;
+    json_t *r, *keys, *k;
+    char *exported;
+    size_t len;
+    int status;
+
+    (void)state;
+    create("acme", 0);
+    create("zeta", 0);
+    b = entry("tenant/acme/key/1", &len);
+    assert_non_null(b);
+    assert_int_equal(len, NG_KEY_BYTES);
+    op = mk(NG_MANAGE_KEY_LIST, "acme");
+    r = answer(&op);
+    snprintf(pub_hex, sizeof pub_hex, "%s", jstr(json_array_get(json_object_get(r, "keys"), 0), "public"));
+    assert_false(json_is_true(json_object_get(json_array_get(json_object_get(r, "keys"), 0), "held_by_backend")));
+    json_decref(r);
+
+    /* export: the vault's key, its public key and id; gone from the vault after */
+    op = mk(NG_MANAGE_KEY_EXPORT, "acme");
+    r = answer(&op);
+    assert_int_equal(json_object_size(r), 4);
+    assert_int_equal(json_integer_value(json_object_get(r, "epoch")), 1);
+    assert_int_equal(strlen(jstr(r, "private_key")), 2 * NG_KEY_BYTES);
+    assert_int_equal(ng_hex_decode(priv, sizeof priv, jstr(r, "private_key"), 2 * NG_KEY_BYTES), NG_OK);
+    assert_memory_equal(priv, b, NG_KEY_BYTES);
+    assert_int_equal(ng_keypair_from_private(&kp, priv), NG_OK);
+    ng_hex_encode(other, sizeof other, kp.pub, sizeof kp.pub);
+    assert_string_equal(jstr(r, "public_key"), pub_hex);
+    assert_string_equal(other, pub_hex);
+    ng_key_id(id, kp.pub);
+    ng_hex_encode(id_hex, sizeof id_hex, id, sizeof id);
+    assert_string_equal(jstr(r, "key_id"), id_hex);
+    exported = strdup(jstr(r, "private_key"));
+    assert_non_null(exported);
+    json_decref(r);
+    assert_null(entry("tenant/acme/key/1", &len));
+    op = mk(NG_MANAGE_KEY_LIST, "acme");
+    r = answer(&op);
+    k = json_array_get(json_object_get(r, "keys"), 0);
+    assert_true(json_is_true(json_object_get(k, "held_by_backend")));
+    assert_string_equal(jstr(k, "public"), pub_hex);
+    {
+        char *text = json_dumps(r, CANONICAL);
+
+        assert_non_null(text);
+        assert_null(strstr(text, exported));
+        free(text);
+    }
+    json_decref(r);
+
+    /* once only: 409, the reason, and not the key */
+    op = mk(NG_MANAGE_KEY_EXPORT, "acme");
+    REFUSED(&op, 409, "key_held_by_backend", "rotate");
+    ng_manage_explain(&op, NG_ERR_KEY_ELSEWHERE, &status, &code, &message);
+    assert_null(strstr(message, exported));
+
+    /* import: a new sending epoch, held by the backend */
+    backend_public(other);
+    op = mk(NG_MANAGE_KEY_IMPORT, "acme");
+    op.text = other;
+    r = answer(&op);
+    assert_int_equal(json_object_size(r), 2);
+    assert_int_equal(json_integer_value(json_object_get(r, "epoch")), 2);
+    assert_int_equal(ng_hex_decode(kp.pub, sizeof kp.pub, other, strlen(other)), NG_OK);
+    ng_key_id(id, kp.pub);
+    ng_hex_encode(id_hex, sizeof id_hex, id, sizeof id);
+    assert_string_equal(jstr(r, "key_id"), id_hex);
+    json_decref(r);
+    assert_null(entry("tenant/acme/key/2", &len));
+    op = mk(NG_MANAGE_KEY_LIST, "acme");
+    r = answer(&op);
+    keys = json_object_get(r, "keys");
+    assert_int_equal(json_array_size(keys), 2);
+    k = json_array_get(keys, 1);
+    assert_string_equal(jstr(k, "public"), other);
+    assert_true(json_is_true(json_object_get(k, "held_by_backend")));
+    assert_true(json_is_true(json_object_get(k, "sending")));
+    json_decref(r);
+
+    /* refused: not hex, not 32 bytes, not a key peers can seal to, a live key's again */
+    op = mk(NG_MANAGE_KEY_IMPORT, "acme");
+    REFUSED(&op, 400, "bad_request", "public_key");
+    op.text = "zz";
+    REFUSED(&op, 400, "bad_request", "public_key");
+    op.text = "00000000000000000000000000000000000000000000000000000000000000";
+    REFUSED(&op, 400, "bad_request", "public_key");
+    op.text = "000000000000000000000000000000000000000000000000000000000000000g";
+    REFUSED(&op, 400, "bad_request", "public_key");
+    op.text = "0000000000000000000000000000000000000000000000000000000000000000";
+    REFUSED(&op, 400, "bad_request", "low-order");
+    op.text = "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f";
+    REFUSED(&op, 400, "bad_request", "public_key");
+    op.text = other;
+    REFUSED(&op, 409, "exists", "already a live key");
+    op.slug = "zeta";
+    REFUSED(&op, 409, "exists", "already a live key");
+    op.text = pub_hex; /* acme's exported epoch 1: still live */
+    REFUSED(&op, 409, "exists", "already a live key");
+    op.slug = "nobody";
+    backend_public(other);
+    op.text = other;
+    REFUSED(&op, 404, "not_found", "no such tenant");
+    op = mk(NG_MANAGE_KEY_EXPORT, "nobody");
+    REFUSED(&op, 404, "not_found", "no such tenant");
+
+    /* a rotation gives the gateway a key again, which can be exported in turn; held epochs retire */
+    op = mk(NG_MANAGE_KEY_ROTATE, "acme");
+    json_decref(answer(&op));
+    op = mk(NG_MANAGE_KEY_RETIRE, "acme");
+    op.epoch = 2;
+    json_decref(answer(&op));
+    op.epoch = 1;
+    json_decref(answer(&op));
+    op = mk(NG_MANAGE_KEY_EXPORT, "acme");
+    r = answer(&op);
+    assert_int_equal(json_integer_value(json_object_get(r, "epoch")), 3);
+    json_decref(r);
+
+    /* 16 live keys: an import is refused as a rotation is */
+    while (entries_under("tenant/zeta/key/") < NG_TENANT_MAX_KEYS) {
+        op = mk(NG_MANAGE_KEY_ROTATE, "zeta");
+        json_decref(answer(&op));
+    }
+    op = mk(NG_MANAGE_KEY_IMPORT, "zeta");
+    op.text = other;
+    REFUSED(&op, 409, "limit", "retire an old epoch before importing");
+
+    sodium_memzero(priv, sizeof priv);
+    sodium_memzero(b, NG_KEY_BYTES);
+    free(b);
+    wipe_free(exported);
+    ng_keypair_wipe(&kp);
+}
+
 /* The fingerprint of slug's signing key, from what ng_tenant_show gives. */
 static void
 fingerprint_of(const char *slug, char fp[NG_PEER_FINGERPRINT_BYTES])
@@ -867,7 +1023,7 @@ test_refused_arguments(void **state)
         NG_MANAGE_TENANT_SHOW, NG_MANAGE_TENANT_CREATE,  NG_MANAGE_TENANT_DELETE,  NG_MANAGE_BACKEND_LIST,
         NG_MANAGE_BACKEND_ADD, NG_MANAGE_BACKEND_REMOVE, NG_MANAGE_BACKEND_ROTATE, NG_MANAGE_PEER_LIST,
         NG_MANAGE_PEER_EXPORT, NG_MANAGE_PEER_IMPORT,    NG_MANAGE_PEER_REMOVE,    NG_MANAGE_KEY_LIST,
-        NG_MANAGE_KEY_ROTATE,  NG_MANAGE_KEY_RETIRE,
+        NG_MANAGE_KEY_ROTATE,  NG_MANAGE_KEY_RETIRE,     NG_MANAGE_KEY_EXPORT,     NG_MANAGE_KEY_IMPORT,
     };
     static const char *const ids[] = {"x1", "b", "b1x", "B1", "1", "b-1", "b1/whsec", "b 1", "b123456789012345", ""};
     static const char *const urls[] = {"",
@@ -950,8 +1106,9 @@ test_refused_not_found(void **state)
         NG_MANAGE_TENANT_SHOW,    NG_MANAGE_TENANT_DELETE,  NG_MANAGE_BACKEND_LIST, NG_MANAGE_BACKEND_ADD,
         NG_MANAGE_BACKEND_REMOVE, NG_MANAGE_BACKEND_ROTATE, NG_MANAGE_PEER_LIST,    NG_MANAGE_PEER_EXPORT,
         NG_MANAGE_PEER_IMPORT,    NG_MANAGE_PEER_REMOVE,    NG_MANAGE_KEY_LIST,     NG_MANAGE_KEY_ROTATE,
-        NG_MANAGE_KEY_RETIRE,
+        NG_MANAGE_KEY_RETIRE,     NG_MANAGE_KEY_EXPORT,     NG_MANAGE_KEY_IMPORT,
     };
+    char key_hex[2 * NG_KEY_BYTES + 1];
     char *params, *before, *after;
     ng_manage_op op;
     size_t i;
@@ -961,13 +1118,14 @@ test_refused_not_found(void **state)
     create("zeta", 0);
     params = export("zeta", NOW, NULL);
     before = shown("acme");
+    backend_public(key_hex);
 
     /* No such tenant, for every kind that names one. */
     for (i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         op = mk(kinds[i], "nobody");
         op.id = kinds[i] == NG_MANAGE_PEER_REMOVE ? "zeta" : kinds[i] == NG_MANAGE_PEER_IMPORT ? NULL : "b1";
         op.url = OUTBOX;
-        op.text = kinds[i] == NG_MANAGE_PEER_IMPORT ? params : NULL;
+        op.text = kinds[i] == NG_MANAGE_PEER_IMPORT ? params : kinds[i] == NG_MANAGE_KEY_IMPORT ? key_hex : NULL;
         op.epoch = 1;
         REFUSED(&op, 404, "not_found", "no such tenant");
     }
@@ -1316,7 +1474,7 @@ run_unwritten(ng_manage_op *op)
 static void
 test_run_again(void **state)
 {
-    char first[64], *params;
+    char first[80], *params;
     ng_manage_op op;
     json_t *r, *list;
     ng_vault *v;
@@ -1355,6 +1513,26 @@ test_run_again(void **state)
     op.epoch = 1;
     assert_int_equal(run_unwritten(&op), NG_OK);
     assert_int_equal(run(&op), NG_OK);
+    json_decref(op.result);
+
+    /* an export's first attempt left the key in the vault: the second hands over the same one */
+    op = mk(NG_MANAGE_KEY_EXPORT, "acme");
+    assert_int_equal(run_unwritten(&op), NG_OK);
+    snprintf(first, sizeof first, "%s", jstr(op.result, "private_key"));
+    assert_int_equal(run(&op), NG_OK);
+    assert_string_equal(jstr(op.result, "private_key"), first);
+    json_decref(op.result);
+    sodium_memzero(first, sizeof first);
+    op = mk(NG_MANAGE_KEY_EXPORT, "acme");
+    assert_int_equal(run(&op), NG_ERR_KEY_ELSEWHERE);
+    assert_null(op.result);
+
+    backend_public(first);
+    op = mk(NG_MANAGE_KEY_IMPORT, "acme");
+    op.text = first;
+    assert_int_equal(run_unwritten(&op), NG_OK);
+    assert_int_equal(run(&op), NG_OK);
+    assert_int_equal(json_integer_value(json_object_get(op.result, "epoch")), 3);
     json_decref(op.result);
 
     op = mk(NG_MANAGE_BACKEND_ROTATE, "acme");
@@ -1514,6 +1692,7 @@ main(void)
         T(test_tenants),
         T(test_backends),
         T(test_keys),
+        T(test_key_export_import),
         T(test_peers),
         T(test_refused_arguments),
         T(test_refused_not_found),

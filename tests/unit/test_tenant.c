@@ -1204,6 +1204,232 @@ test_rotation_parcel_end_to_end(void **state)
     ng_keypair_wipe(&kp);
 }
 
+/* ---- 4b. end-to-end: the backend holds the private key ---- */
+
+/* The "keys" entry of epoch in slug's record (a new reference), or a failure. */
+static json_t *
+key_entry_of(ng_vault *vault, const char *slug, json_int_t epoch)
+{
+    json_t *rec = NULL, *k, *found = NULL;
+    size_t i;
+
+    assert_int_equal(ng_tenant_record(vault, slug, &rec), NG_OK);
+    json_array_foreach(json_object_get(rec, "keys"), i, k) if (int_field(k, "epoch") == epoch) found = json_incref(k);
+    json_decref(rec);
+    if (found == NULL)
+        fail_msg("tenant %s has no epoch %d", slug, (int)epoch);
+    return found;
+}
+
+static void
+test_key_export(void **state)
+{
+    uint8_t stored[NG_KEY_BYTES], priv[NG_KEY_BYTES], id1[NG_KEY_ID_BYTES], pub[NG_KEY_BYTES];
+    char hex[65], *p;
+    ng_keypair k1, kp;
+    uint32_t epoch = 99;
+    json_t *k, *j = NULL;
+    size_t n;
+
+    (void)state;
+    make_tenant(g_v, "t", 0, 0);
+    make_tenant(g_v, "p", 0, 0);
+    assert_int_equal(ng_tenant_keypair(g_v, "t", 1, &k1), NG_OK);
+    get_exact(g_v, "tenant/t/key/1", stored, sizeof stored);
+    assert_memory_equal(stored, k1.priv, NG_KEY_BYTES);
+
+    /* What the vault had, handed over, and gone from the vault; the record keeps the public key. */
+    assert_int_equal(ng_tenant_key_export(g_v, "t", &epoch, priv), NG_OK);
+    assert_int_equal(epoch, 1);
+    assert_memory_equal(priv, stored, NG_KEY_BYTES);
+    expect_no_entry(g_v, "tenant/t/key/1");
+    k = key_entry_of(g_v, "t", 1);
+    assert_true(json_is_true(json_object_get(k, "held_by_backend")));
+    hex_bytes(k, "public", pub, sizeof pub);
+    assert_memory_equal(pub, k1.pub, NG_KEY_BYTES);
+    json_decref(k);
+
+    /* Once only: the gateway has nothing left to hand over, and says so without changing anything. */
+    n = ng_vault_count(g_v);
+    memset(priv, 0xa5, sizeof priv);
+    assert_int_equal(ng_tenant_key_export(g_v, "t", &epoch, priv), NG_ERR_KEY_ELSEWHERE);
+    assert_int_equal(epoch, 0);
+    assert_true(sodium_is_zero(priv, sizeof priv));
+    assert_int_equal(ng_vault_count(g_v), n);
+
+    /* The gateway's own uses of the key say where it is. */
+    ng_key_id(id1, k1.pub);
+    assert_int_equal(ng_tenant_keypair(g_v, "t", 1, &kp), NG_ERR_KEY_ELSEWHERE);
+    assert_true(sodium_is_zero((const unsigned char *)&kp, sizeof kp));
+    assert_int_equal(ng_tenant_keypair(g_v, "t", 0, &kp), NG_ERR_KEY_ELSEWHERE);
+    assert_int_equal(ng_tenant_keypair_for(g_v, "t", id1, &kp), NG_ERR_KEY_ELSEWHERE);
+
+    /* Shown as held, and the exported key is in no JSON. */
+    assert_int_equal(ng_tenant_show(g_v, "t", &j), NG_OK);
+    k = json_array_get(json_object_get(j, "keys"), 0);
+    assert_true(json_is_true(json_object_get(k, "held_by_backend")));
+    assert_true(json_is_true(json_object_get(k, "sending")));
+    hex_of(hex, sizeof hex, id1, sizeof id1);
+    assert_string_equal(str_field(k, "key_id"), hex);
+    p = json_dumps(j, CANONICAL);
+    expect_secret_absent(p, stored, sizeof stored, "exported key", "show");
+    free(p);
+    json_decref(j);
+
+    /* Peers can still be imported: their keys' check needs no private key of the tenant. */
+    p = export_ok(g_v, "p", NOW, NULL);
+    assert_int_equal(ng_peer_import(g_v, "t", p, NULL, NOW, NULL), NG_OK);
+    free_params(p);
+
+    /* A rotation makes a key the gateway holds again; that one can be exported in turn. */
+    assert_int_equal(ng_tenant_key_rotate(g_v, "t", NOW + 1, &epoch), NG_OK);
+    assert_int_equal(epoch, 2);
+    expect_entry(g_v, "tenant/t/key/2");
+    assert_int_equal(ng_tenant_show(g_v, "t", &j), NG_OK);
+    k = json_array_get(json_object_get(j, "keys"), 1);
+    assert_true(json_is_false(json_object_get(k, "held_by_backend")));
+    json_decref(j);
+    get_exact(g_v, "tenant/t/key/2", stored, sizeof stored);
+    assert_int_equal(ng_tenant_key_export(g_v, "t", &epoch, priv), NG_OK);
+    assert_int_equal(epoch, 2);
+    assert_memory_equal(priv, stored, NG_KEY_BYTES);
+    expect_no_entry(g_v, "tenant/t/key/2");
+
+    /* A held epoch retires like any other, but never the newest. */
+    assert_int_equal(ng_tenant_key_retire(g_v, "t", 2), NG_ERR_INVALID_ARG);
+    assert_int_equal(ng_tenant_key_retire(g_v, "t", 1), NG_OK);
+    j = get_record(g_v, "tenant/t");
+    assert_int_equal(json_array_size(json_object_get(j, "keys")), 1);
+    assert_int_equal(int_field(json_array_get(json_object_get(j, "keys"), 0), "epoch"), 2);
+    json_decref(j);
+
+    assert_int_equal(ng_tenant_key_export(g_v, "nobody", &epoch, priv), NG_ERR_NOT_FOUND);
+    assert_int_equal(ng_tenant_key_export(g_v, "No/body", &epoch, priv), NG_ERR_INVALID_ARG);
+    sodium_memzero(stored, sizeof stored);
+    sodium_memzero(priv, sizeof priv);
+    ng_keypair_wipe(&k1);
+}
+
+/* A vault whose key does not match its record is damage: nothing is handed over and nothing changes. */
+static void
+test_key_export_damage(void **state)
+{
+    uint8_t priv[NG_KEY_BYTES], other[NG_KEY_BYTES];
+    uint32_t epoch;
+    json_t *k;
+    size_t n;
+
+    (void)state;
+    make_tenant(g_v, "t", 0, 0);
+    randombytes_buf(other, sizeof other);
+    assert_int_equal(ng_vault_put(g_v, "tenant/t/key/1", other, sizeof other), NG_OK);
+    n = ng_vault_count(g_v);
+    assert_int_equal(ng_tenant_key_export(g_v, "t", &epoch, priv), NG_ERR_CORRUPT);
+    assert_true(sodium_is_zero(priv, sizeof priv));
+    expect_entry(g_v, "tenant/t/key/1");
+    k = key_entry_of(g_v, "t", 1);
+    assert_false(json_is_true(json_object_get(k, "held_by_backend")));
+    json_decref(k);
+    assert_int_equal(ng_vault_delete(g_v, "tenant/t/key/1"), NG_OK);
+    assert_int_equal(ng_tenant_key_export(g_v, "t", &epoch, priv), NG_ERR_CORRUPT);
+    assert_int_equal(ng_vault_count(g_v), n - 1);
+    sodium_memzero(other, sizeof other);
+}
+
+static void
+test_key_import_public(void **state)
+{
+    /* All zero, low order (as test_peer_low_order_keys), and non-canonical encodings. */
+    static const char *const bad[] = {"0000000000000000000000000000000000000000000000000000000000000000",
+                                      "0100000000000000000000000000000000000000000000000000000000000000",
+                                      "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+                                      "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+                                      "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+                                      "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+                                      "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+                                      "f0ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+                                      NULL};
+    uint8_t pub[NG_KEY_BYTES], id[NG_KEY_ID_BYTES];
+    char hex[65];
+    ng_keypair backend, kp, own;
+    uint32_t epoch = 0, e;
+    json_t *k, *j = NULL;
+    size_t i, n;
+
+    (void)state;
+    make_tenant(g_v, "t", 0, 0);
+    make_tenant(g_v, "u", 0, 0);
+    ng_keypair_generate(&backend);
+    assert_int_equal(ng_tenant_key_import_public(g_v, "t", backend.pub, NOW + 5, &epoch), NG_OK);
+    assert_int_equal(epoch, 2);
+    expect_no_entry(g_v, "tenant/t/key/2");
+    k = key_entry_of(g_v, "t", 2);
+    hex_of(hex, sizeof hex, backend.pub, sizeof backend.pub);
+    assert_string_equal(str_field(k, "public"), hex);
+    assert_true(json_is_true(json_object_get(k, "held_by_backend")));
+    assert_int_equal(int_field(k, "created"), NOW + 5);
+    json_decref(k);
+    /* The new epoch sends; the gateway holds no private key for it, and still the old one's. */
+    assert_int_equal(ng_tenant_keypair(g_v, "t", 0, &kp), NG_ERR_KEY_ELSEWHERE);
+    assert_int_equal(ng_tenant_keypair(g_v, "t", 1, &kp), NG_OK);
+    ng_key_id(id, backend.pub);
+    assert_int_equal(ng_tenant_keypair_for(g_v, "t", id, &kp), NG_ERR_KEY_ELSEWHERE);
+    assert_int_equal(ng_tenant_show(g_v, "t", &j), NG_OK);
+    k = json_array_get(json_object_get(j, "keys"), 1);
+    assert_true(json_is_true(json_object_get(k, "sending")));
+    assert_true(json_is_true(json_object_get(k, "held_by_backend")));
+    hex_of(hex, sizeof hex, id, sizeof id);
+    assert_string_equal(str_field(k, "key_id"), hex);
+    json_decref(j);
+
+    /* Refusals change nothing. */
+    n = ng_vault_count(g_v);
+    for (i = 0; bad[i] != NULL; i++) {
+        assert_int_equal(ng_hex_decode(pub, sizeof pub, bad[i], strlen(bad[i])), NG_OK);
+        epoch = 99;
+        if (ng_tenant_key_import_public(g_v, "t", pub, NOW, &epoch) != NG_ERR_BAD_KEY)
+            fail_msg("key %s was not refused as bad", bad[i]);
+        assert_int_equal(epoch, 0);
+        assert_int_equal(ng_tenant_public_key_ok(pub), NG_ERR_BAD_KEY);
+    }
+    /* The high bit set: another encoding of a good key. */
+    ng_keypair_generate(&kp);
+    memcpy(pub, kp.pub, sizeof pub);
+    assert_int_equal(ng_tenant_public_key_ok(pub), NG_OK);
+    pub[31] |= 0x80;
+    assert_int_equal(ng_tenant_key_import_public(g_v, "t", pub, NOW, &epoch), NG_ERR_BAD_KEY);
+
+    /* A key id that is already a live key's, of this tenant or another: the directory could not tell them apart. */
+    assert_int_equal(ng_tenant_key_import_public(g_v, "t", backend.pub, NOW, &epoch), NG_ERR_EXISTS);
+    assert_int_equal(ng_tenant_key_import_public(g_v, "u", backend.pub, NOW, &epoch), NG_ERR_EXISTS);
+    assert_int_equal(ng_tenant_keypair(g_v, "u", 1, &own), NG_OK);
+    assert_int_equal(ng_tenant_key_import_public(g_v, "t", own.pub, NOW, &epoch), NG_ERR_EXISTS);
+    assert_int_equal(ng_tenant_keypair(g_v, "t", 1, &own), NG_OK);
+    assert_int_equal(ng_tenant_key_import_public(g_v, "t", own.pub, NOW, &epoch), NG_ERR_EXISTS);
+    assert_int_equal(ng_tenant_key_import_public(g_v, "nobody", kp.pub, NOW, &epoch), NG_ERR_NOT_FOUND);
+    assert_int_equal(ng_vault_count(g_v), n);
+    j = get_record(g_v, "tenant/t");
+    assert_int_equal(json_array_size(json_object_get(j, "keys")), 2);
+    json_decref(j);
+
+    /* Once retired, its key id is free again. */
+    assert_int_equal(ng_tenant_key_rotate(g_v, "t", NOW + 6, &epoch), NG_OK);
+    assert_int_equal(epoch, 3);
+    assert_int_equal(ng_tenant_key_retire(g_v, "t", 2), NG_OK);
+    assert_int_equal(ng_tenant_key_import_public(g_v, "u", backend.pub, NOW + 7, &epoch), NG_OK);
+    assert_int_equal(epoch, 2);
+
+    /* At 16 live keys, as a rotation. */
+    for (e = 3; e <= NG_TENANT_MAX_KEYS; e++)
+        assert_int_equal(ng_tenant_key_rotate(g_v, "u", NOW, &epoch), NG_OK);
+    n = ng_vault_count(g_v);
+    assert_int_equal(ng_tenant_key_import_public(g_v, "u", kp.pub, NOW, &epoch), NG_ERR_TOO_LARGE);
+    assert_int_equal(ng_vault_count(g_v), n);
+    ng_keypair_wipe(&backend);
+    ng_keypair_wipe(&kp);
+    ng_keypair_wipe(&own);
+}
+
 /* ---- 5. backends ---- */
 
 static void
@@ -2206,6 +2432,9 @@ main(void)
         T(test_key_rotate_and_retire),
         T(test_key_limit),
         T(test_rotation_parcel_end_to_end),
+        T(test_key_export),
+        T(test_key_export_damage),
+        T(test_key_import_public),
         T(test_backend_add),
         T(test_backend_bad_input),
         T(test_backend_rotate_and_remove),
