@@ -55,11 +55,7 @@ struct job {
     char *id;
     uint8_t *body;
     size_t body_len;
-    /* Copies of the keys, wiped once they have signed. */
-    uint8_t secret[NG_WEBHOOK_SECRET_MAX], secret_prev[NG_WEBHOOK_SECRET_MAX];
-    size_t secret_len, secret_prev_len;
-    uint8_t sk[NG_WEBHOOK_SK_BYTES], sk_prev[NG_WEBHOOK_SK_BYTES];
-    int has_sk, has_sk_prev;
+    ng_deliver_keys keys;
     /* What the transfer saw. */
     struct timespec started;
     int refused, opened; /* connects refused by the guard, sockets opened */
@@ -377,15 +373,49 @@ ce_encode(const char *value)
 /* ------------------------------------------------------------------ */
 /* Jobs and endpoints                                                  */
 
-static void
-wipe_keys(struct job *j)
+void
+ng_deliver_keys_wipe(ng_deliver_keys *k)
 {
-    sodium_memzero(j->secret, sizeof j->secret);
-    sodium_memzero(j->secret_prev, sizeof j->secret_prev);
-    sodium_memzero(j->sk, sizeof j->sk);
-    sodium_memzero(j->sk_prev, sizeof j->sk_prev);
-    j->secret_len = j->secret_prev_len = 0;
-    j->has_sk = j->has_sk_prev = 0;
+    sodium_memzero(k, sizeof *k);
+}
+
+void
+ng_deliver_keys_copy(ng_deliver_keys *k, const ng_deliver_job *job)
+{
+    memset(k, 0, sizeof *k);
+    /* As in ng_webhook_keys: NULL or length 0 is no key. */
+    if (job->secret != NULL && job->secret_len <= sizeof k->secret) {
+        memcpy(k->secret, job->secret, job->secret_len);
+        k->secret_len = job->secret_len;
+    }
+    if (job->secret_prev != NULL && job->secret_prev_len <= sizeof k->secret_prev) {
+        memcpy(k->secret_prev, job->secret_prev, job->secret_prev_len);
+        k->secret_prev_len = job->secret_prev_len;
+    }
+    if (job->sk != NULL) {
+        memcpy(k->sk, job->sk, sizeof k->sk);
+        k->has_sk = 1;
+    }
+    if (job->sk_prev != NULL) {
+        memcpy(k->sk_prev, job->sk_prev, sizeof k->sk_prev);
+        k->has_sk_prev = 1;
+    }
+}
+
+ng_err
+ng_deliver_keys_sign(ng_deliver_keys *k, char out[NG_WEBHOOK_SIGNERS_BYTES], const char *id, int64_t timestamp,
+                     const uint8_t *body, size_t body_len)
+{
+    ng_webhook_signers s = {k->secret,
+                            k->secret_len,
+                            k->secret_prev,
+                            k->secret_prev_len,
+                            k->has_sk ? k->sk : NULL,
+                            k->has_sk_prev ? k->sk_prev : NULL};
+    ng_err err = ng_webhook_sign_all(out, &s, id, timestamp, body, body_len);
+
+    ng_deliver_keys_wipe(k);
+    return err;
 }
 
 static void
@@ -393,7 +423,7 @@ job_free(struct job *j)
 {
     if (j == NULL)
         return;
-    wipe_keys(j);
+    ng_deliver_keys_wipe(&j->keys);
     /* The body is a message in clear. */
     if (j->body != NULL)
         sodium_memzero(j->body, j->body_len);
@@ -733,17 +763,10 @@ retry_after_ms(const char *v)
 static ng_err
 sign(struct job *j, int64_t now)
 {
-    ng_webhook_signers s = {j->secret,
-                            j->secret_len,
-                            j->secret_prev,
-                            j->secret_prev_len,
-                            j->has_sk ? j->sk : NULL,
-                            j->has_sk_prev ? j->sk_prev : NULL};
     char header[NG_WEBHOOK_SIGNERS_BYTES], ts[24];
     int failed = 0;
-    ng_err err = ng_webhook_sign_all(header, &s, j->id, now, j->body, j->body_len);
+    ng_err err = ng_deliver_keys_sign(&j->keys, header, j->id, now, j->body, j->body_len);
 
-    wipe_keys(j);
     if (err)
         return err;
     snprintf(ts, sizeof ts, "%lld", (long long)now);
@@ -1195,23 +1218,7 @@ ng_deliver_submit(ng_deliver *d, const ng_deliver_job *job)
     }
     if (job->body_len > 0)
         memcpy(j->body, job->body, job->body_len);
-    /* As in ng_webhook_keys: NULL or length 0 is no key. */
-    if (job->secret != NULL) {
-        memcpy(j->secret, job->secret, job->secret_len);
-        j->secret_len = job->secret_len;
-    }
-    if (job->secret_prev != NULL) {
-        memcpy(j->secret_prev, job->secret_prev, job->secret_prev_len);
-        j->secret_prev_len = job->secret_prev_len;
-    }
-    if (job->sk != NULL) {
-        memcpy(j->sk, job->sk, sizeof j->sk);
-        j->has_sk = 1;
-    }
-    if (job->sk_prev != NULL) {
-        memcpy(j->sk_prev, job->sk_prev, sizeof j->sk_prev);
-        j->has_sk_prev = 1;
-    }
+    ng_deliver_keys_copy(&j->keys, job);
     urc = strlen(job->url) < NG_DELIVER_URL_MAX ? parse_url(job->url, &norm, key) : -1;
     if (urc == 0) {
         j->url = dup_str(norm);
@@ -1229,7 +1236,7 @@ ng_deliver_submit(ng_deliver *d, const ng_deliver_job *job)
         /* Reported by the next run, like every other outcome; the URL stays out of the text, it may hold a token. */
         j->r.outcome = NG_DELIVER_REFUSED;
         snprintf(j->r.error, sizeof j->r.error, "%s", urc == -2 ? "scheme not http or https" : "bad URL");
-        wipe_keys(j);
+        ng_deliver_keys_wipe(&j->keys);
         done_push(d, j);
         return NG_OK;
     }

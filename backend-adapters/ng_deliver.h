@@ -43,6 +43,7 @@
 #include <stdint.h>
 
 #include "ng_error.h"
+#include "ng_webhook.h"
 
 enum {
     NG_DELIVER_ERROR_BYTES = 160,
@@ -158,6 +159,24 @@ void ng_deliver_wakeup(ng_deliver *d) NG_NONNULL(1);
  * NG_ERR_INVALID_ARG for a job ng_deliver_submit would refuse.
  */
 typedef int (*ng_deliver_emit)(void *ctx, const char *name, const char *value);
+
+/*
+ * An adapter's copy of a job's signing keys, kept until the attempt signs
+ * and wiped then: the job's own may be freed as soon as it is submitted.
+ */
+typedef struct ng_deliver_keys {
+    uint8_t secret[NG_WEBHOOK_SECRET_MAX], secret_prev[NG_WEBHOOK_SECRET_MAX];
+    size_t secret_len, secret_prev_len;
+    uint8_t sk[NG_WEBHOOK_SK_BYTES], sk_prev[NG_WEBHOOK_SK_BYTES];
+    int has_sk, has_sk_prev;
+} ng_deliver_keys;
+
+/* Copies job's keys (lengths as ng_deliver_submit checks them). */
+void ng_deliver_keys_copy(ng_deliver_keys *k, const ng_deliver_job *job) NG_NONNULL(1, 2);
+/* The webhook-signature value for id, timestamp and body, then wipes k. */
+NG_MUST_CHECK ng_err ng_deliver_keys_sign(ng_deliver_keys *k, char out[NG_WEBHOOK_SIGNERS_BYTES], const char *id,
+                                          int64_t timestamp, const uint8_t *body, size_t body_len) NG_NONNULL(1, 2, 3);
+void ng_deliver_keys_wipe(ng_deliver_keys *k) NG_NONNULL(1);
 NG_MUST_CHECK ng_err ng_deliver_headers(const ng_deliver_job *job, ng_deliver_emit emit, void *ctx) NG_NONNULL(1, 2);
 
 /*

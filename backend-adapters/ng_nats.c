@@ -28,7 +28,7 @@ enum {
     RECONNECT_MIN_MS = 250, /* the first reconnect delay, doubling ... */
     RECONNECT_MAX_MS = 5000,
     CONNECT_TIMEOUT_MS = 2000,
-    DRAIN_MS = 5000,   /* a consumer let go of: how long its messages in hand may take */
+    DRAIN_MS = 5000, /* a consumer let go of: how long its messages in hand may take */
 };
 
 struct job {
@@ -39,11 +39,7 @@ struct job {
     size_t nheaders;
     uint8_t *body;
     size_t body_len;
-    /* Copies of the keys, wiped once they have signed. */
-    uint8_t secret[NG_WEBHOOK_SECRET_MAX], secret_prev[NG_WEBHOOK_SECRET_MAX];
-    size_t secret_len, secret_prev_len;
-    uint8_t sk[NG_WEBHOOK_SK_BYTES], sk_prev[NG_WEBHOOK_SK_BYTES];
-    int has_sk, has_sk_prev;
+    ng_deliver_keys keys;
     struct timespec started;
     ng_deliver_result r;
 };
@@ -163,22 +159,11 @@ stream_ok(const ng_nats_stream *s)
 /* Jobs                                                                */
 
 static void
-wipe_keys(struct job *j)
-{
-    sodium_memzero(j->secret, sizeof j->secret);
-    sodium_memzero(j->secret_prev, sizeof j->secret_prev);
-    sodium_memzero(j->sk, sizeof j->sk);
-    sodium_memzero(j->sk_prev, sizeof j->sk_prev);
-    j->secret_len = j->secret_prev_len = 0;
-    j->has_sk = j->has_sk_prev = 0;
-}
-
-static void
 job_free(struct job *j)
 {
     size_t i;
 
-    wipe_keys(j);
+    ng_deliver_keys_wipe(&j->keys);
     for (i = 0; i < j->nheaders; i++) {
         free(j->names[i]);
         free(j->values[i]);
@@ -235,7 +220,7 @@ finish(ng_nats *n, struct job *j, ng_deliver_outcome outcome, const char *fmt, c
     j->r.outcome = outcome;
     j->r.seconds = elapsed_s(&j->started);
     snprintf(j->r.error, sizeof j->r.error, fmt, arg);
-    wipe_keys(j);
+    ng_deliver_keys_wipe(&j->keys);
     pthread_mutex_lock(&n->lock);
     done_push(n, j);
     pthread_mutex_unlock(&n->lock);
@@ -420,12 +405,6 @@ static void
 publish(struct conn *c, struct job *j)
 {
     char header[NG_WEBHOOK_SIGNERS_BYTES], ts[24], code[32];
-    ng_webhook_signers signers = {j->secret,
-                                  j->secret_len,
-                                  j->secret_prev,
-                                  j->secret_prev_len,
-                                  j->has_sk ? j->sk : NULL,
-                                  j->has_sk_prev ? j->sk_prev : NULL};
     int64_t now = (int64_t)time(NULL);
     natsMsg *m = NULL;
     jsPubOptions po;
@@ -443,11 +422,10 @@ publish(struct conn *c, struct job *j)
         finish(c->n, j, NG_DELIVER_RETRY, "%s", "NATS stream not available");
         return;
     }
-    if (ng_webhook_sign_all(header, &signers, j->id, now, j->body, j->body_len) != NG_OK) {
+    if (ng_deliver_keys_sign(&j->keys, header, j->id, now, j->body, j->body_len) != NG_OK) {
         finish(c->n, j, NG_DELIVER_RETRY, "%s", "cannot sign");
         return;
     }
-    wipe_keys(j);
     snprintf(ts, sizeof ts, "%lld", (long long)now);
     s = natsMsg_Create(&m, j->subject, NULL, (const char *)j->body, (int)j->body_len);
     for (i = 0; i < j->nheaders && s == NATS_OK; i++)
@@ -869,22 +847,7 @@ ng_nats_publish(ng_nats *n, const ng_nats_stream *s, const char *subject, const 
     }
     if (job->body_len > 0)
         memcpy(j->body, job->body, job->body_len);
-    if (job->secret != NULL) {
-        memcpy(j->secret, job->secret, job->secret_len);
-        j->secret_len = job->secret_len;
-    }
-    if (job->secret_prev != NULL) {
-        memcpy(j->secret_prev, job->secret_prev, job->secret_prev_len);
-        j->secret_prev_len = job->secret_prev_len;
-    }
-    if (job->sk != NULL) {
-        memcpy(j->sk, job->sk, sizeof j->sk);
-        j->has_sk = 1;
-    }
-    if (job->sk_prev != NULL) {
-        memcpy(j->sk_prev, job->sk_prev, sizeof j->sk_prev);
-        j->has_sk_prev = 1;
-    }
+    ng_deliver_keys_copy(&j->keys, job);
     pthread_mutex_lock(&n->lock);
     c = conn_get(n, s->url);
     j->stream = c != NULL ? stream_get(c, s) : NULL;
