@@ -233,26 +233,42 @@ wait_bob_printed(const char *s, int n)
     }
 }
 
-/* 1 if the file holds the bytes of s. */
+/* 1 if the file holds the bytes of s; read in pieces, since a core is a GB or so. */
 static int
 file_has(const char *path, const char *s)
 {
-    blob *b = slurp(path);
-    size_t n = strlen(s), i;
+    enum { PIECE = 1 << 20 };
+    size_t n = strlen(s), have = 0, got, i;
+    uint8_t *buf = malloc(PIECE + n);
+    FILE *f = fopen(path, "rb");
+    int found = 0;
 
-    assert_non_null(b);
-    /* A core is binary: no strstr, which stops at the first NUL. */
-    for (i = 0; i + n <= b->len; i++)
-        if (memcmp((const uint8_t *)b->data + i, s, n) == 0)
-            return 1;
-    return 0;
+    assert_non_null(buf);
+    assert_non_null(f);
+    assert_true(n > 0);
+    while (!found && (got = fread(buf + have, 1, PIECE, f)) > 0) {
+        have += got;
+        /* A core is binary: no strstr, which stops at the first NUL. */
+        for (i = 0; !found && i + n <= have; i++)
+            found = buf[i] == (uint8_t)s[0] && memcmp(buf + i, s, n) == 0;
+        /* Keep the last n - 1 bytes: a match may straddle two pieces. */
+        if (have >= n) {
+            memmove(buf, buf + have - (n - 1), n - 1);
+            have = n - 1;
+        }
+    }
+    fclose(f);
+    free(buf);
+    return found;
 }
 
+#ifndef __SANITIZE_ADDRESS__
 /* A core of pid (gcore), searched for s and removed. */
 static int
 core_has(pid_t pid, const char *s)
 {
     char cmd[PATH_MAX * 2], out[4096], core[PATH_MAX + 32];
+    struct stat st;
     int found;
 
     snprintf(core, sizeof core, "%s/core", dir);
@@ -260,10 +276,16 @@ core_has(pid_t pid, const char *s)
     if (run_capture(cmd, out, sizeof out) != 0)
         fail_msg("gcore %d failed: %s", (int)pid, out);
     snprintf(core, sizeof core, "%s/core.%d", dir, (int)pid);
+    /* A plain gateway's core is about 1 GB (thread stacks, malloc arenas); far more would fill a CI disk. */
+    if (stat(core, &st) != 0 || st.st_size > (off_t)4 << 30) {
+        unlink(core);
+        fail_msg("the core of %d is missing or over 4 GiB (%lld bytes)", (int)pid, (long long)st.st_size);
+    }
     found = file_has(core, s);
     unlink(core);
     return found;
 }
+#endif
 
 /* The message id of a 202 answer. */
 static void
@@ -390,10 +412,16 @@ test_round_trip(void **state)
 
     assert_false(file_has(gw_a.log, marker));
     assert_false(file_has(gw_b.log, marker));
+#ifdef __SANITIZE_ADDRESS__
+    /* An ASan process maps terabytes of shadow and allocator space, which gcore writes out (80 GB seen): here the
+       logs only; the plain build (make test) searches the cores. */
+    print_message("cores not searched under AddressSanitizer\n");
+#else
     assert_false(core_has(gw_a.pid, marker));
     assert_false(core_has(gw_b.pid, marker));
     /* The control: the search finds the marker where it is. */
     assert_true(core_has(bob_backend, marker));
+#endif
 }
 
 /* What a gateway can refuse by the header alone; each leaves the backend untouched. */
