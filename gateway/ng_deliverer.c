@@ -150,88 +150,114 @@ submit_job(ng_deliverer *d, const ng_dir_tenant *t, const ng_dir_backend *b, ng_
     }
 }
 
+/* The CloudEvents attributes a parcel's header gives, for either mode. */
+struct attrs {
+    char source[256], expires[32], recipient[2 * NG_KEY_ID_BYTES + 1], sender[2 * NG_KEY_ID_BYTES + 1];
+    const char *names[4], *values[4];
+};
+
+/*
+ * What came of reading the parcel: its message id and expiry go on f
+ * (for the log and the retry bound), and a refusal goes to the dead
+ * letters as `what: why`. NG_OK if it may be delivered.
+ */
+static ng_err
+admitted(ng_deliverer *d, const ng_dir_tenant *t, struct flight *f, const ng_received *r, ng_err err, const char *what)
+{
+    char reason[NG_QUEUE_REASON_BYTES];
+
+    if (r->header.n_messages > 0) {
+        ng_hex_encode(f->msg, sizeof f->msg, r->header.message_id, NG_PARCEL_MESSAGE_ID_BYTES);
+        f->expires_ms = r->header.expires_ms;
+    }
+    if (err == NG_OK && r->tenant != t)
+        err = NG_ERR_WRONG_RECIPIENT;
+    if (err) {
+        snprintf(reason, sizeof reason, "%s: %s", err == NG_ERR_EXPIRED ? "expired before delivery" : what,
+                 ng_strerror(err));
+        dead(d, t->slug, f->id, f->msg, reason, ng_receive_reason(err), 0);
+    }
+    return err;
+}
+
+/*
+ * The job's fields both modes share: where, who signs, the id, time and
+ * source, and the header's attributes (with sealed, also the key ids a
+ * backend needs to pick its key and check a K sender).
+ */
+static void
+job_init(ng_deliver_job *job, struct attrs *a, const ng_dir_tenant *t, const ng_dir_backend *b, const struct flight *f,
+         const ng_received *r, const char *from, int sealed)
+{
+    size_t n = 0;
+
+    snprintf(a->source, sizeof a->source, "urn:noisegate:%s:%s", t->slug, from);
+    snprintf(a->expires, sizeof a->expires, "%llu", (unsigned long long)r->header.expires_ms);
+    a->names[n] = "ce-ngpattern";
+    a->values[n++] = ng_pattern_name(r->header.pattern);
+    a->names[n] = "ce-ngexpires";
+    a->values[n++] = a->expires;
+    if (sealed) {
+        ng_hex_encode(a->recipient, sizeof a->recipient, r->header.recipient_key_id, NG_KEY_ID_BYTES);
+        a->names[n] = "ce-ngrecipient";
+        a->values[n++] = a->recipient;
+        if (ng_pattern_base(r->header.pattern) == NG_PATTERN_K) {
+            ng_hex_encode(a->sender, sizeof a->sender, r->header.sender_key_id, NG_KEY_ID_BYTES);
+            a->names[n] = "ce-ngsender";
+            a->values[n++] = a->sender;
+        }
+    }
+    memset(job, 0, sizeof *job);
+    job->url = b->url;
+    job->id = f->msg;
+    job->source = a->source;
+    job->time_ms = (int64_t)r->header.created_ms;
+    job->extra_names = a->names;
+    job->extra_values = a->values;
+    job->extras = n;
+    job->secret = b->whsec;
+    job->secret_len = b->whsec_len;
+    job->secret_prev = b->whsec_prev;
+    job->secret_prev_len = b->whsec_prev_len;
+    job->sk = t->sign_sk;
+}
+
 /*
  * End-to-end mode: the parcel goes as it came, checked by its header only
- * (the gateway may not even hold the key that opens it), with what the
- * header says as CloudEvents attributes.
+ * (the gateway may not even hold the key that opens it).
  */
 static void
 start_sealed(ng_deliverer *d, ng_directory *dir, const ng_dir_tenant *t, const ng_dir_backend *b, struct flight **fp,
              const char *peer, const uint8_t *parcel, size_t plen)
 {
-    struct flight *f = *fp;
-    char source[256], expires[32], recipient[2 * NG_KEY_ID_BYTES + 1], sender[2 * NG_KEY_ID_BYTES + 1];
-    const char *ce_names[4], *ce_values[4];
     ng_receive_opts o;
     ng_received r;
     ng_deliver_job job;
-    size_t extras = 3;
-    ng_err err;
+    struct attrs a;
 
     ng_gateway_receive_opts(d->g, &o);
     o.from_peer = peer[0] != '\0' ? peer : NULL;
-    err = ng_receive_inspect(dir, parcel, plen, &o, &r);
-    if (r.header.n_messages > 0) {
-        ng_hex_encode(f->msg, sizeof f->msg, r.header.message_id, NG_PARCEL_MESSAGE_ID_BYTES);
-        f->expires_ms = r.header.expires_ms;
-    }
-    if (err == NG_OK && r.tenant != t)
-        err = NG_ERR_WRONG_RECIPIENT;
-    if (err) {
-        char reason[NG_QUEUE_REASON_BYTES];
-
-        snprintf(reason, sizeof reason, "%s: %s", err == NG_ERR_EXPIRED ? "expired before delivery" : "refused",
-                 ng_strerror(err));
-        dead(d, t->slug, f->id, f->msg, reason, ng_receive_reason(err), 0);
+    if (admitted(d, t, *fp, &r, ng_receive_inspect(dir, parcel, plen, &o, &r), "refused") != NG_OK)
         return;
-    }
     /* An X sender is inside the sealed part: the source names the peer it was fetched from, if any. */
-    snprintf(source, sizeof source, "urn:noisegate:%s:%s", t->slug,
-             r.peer != NULL ? r.peer->name : (peer[0] != '\0' ? peer : "anonymous"));
-    snprintf(expires, sizeof expires, "%llu", (unsigned long long)r.header.expires_ms);
-    ng_hex_encode(recipient, sizeof recipient, r.header.recipient_key_id, NG_KEY_ID_BYTES);
-    ce_names[0] = "ce-ngpattern";
-    ce_values[0] = ng_pattern_name(r.header.pattern);
-    ce_names[1] = "ce-ngexpires";
-    ce_values[1] = expires;
-    ce_names[2] = "ce-ngrecipient";
-    ce_values[2] = recipient;
-    if (ng_pattern_base(r.header.pattern) == NG_PATTERN_K) {
-        ng_hex_encode(sender, sizeof sender, r.header.sender_key_id, NG_KEY_ID_BYTES);
-        ce_names[3] = "ce-ngsender";
-        ce_values[3] = sender;
-        extras = 4;
-    }
-    memset(&job, 0, sizeof job);
-    job.url = b->url;
-    job.id = f->msg;
-    job.source = source;
+    job_init(&job, &a, t, b, *fp, &r, r.peer != NULL ? r.peer->name : (peer[0] != '\0' ? peer : "anonymous"), 1);
     job.type = "org.noisegate.parcel";
     job.content_type = NG_PARCEL_CONTENT_TYPE;
-    job.time_ms = (int64_t)r.header.created_ms;
-    job.extra_names = ce_names;
-    job.extra_values = ce_values;
-    job.extras = extras;
     job.body = parcel;
     job.body_len = plen;
-    job.secret = b->whsec;
-    job.secret_len = b->whsec_len;
-    job.secret_prev = b->whsec_prev;
-    job.secret_prev_len = b->whsec_prev_len;
-    job.sk = t->sign_sk;
     submit_job(d, t, b, &job, fp);
 }
 
 static void
 start_one(ng_deliverer *d, ng_directory *dir, const ng_dir_tenant *t, const ng_dir_backend *b, const ng_queue_item *it)
 {
-    char peer[NG_RECEIVE_PEER_BYTES], source[256], expires[32];
-    const char *ce_names[2], *ce_values[2];
+    char peer[NG_RECEIVE_PEER_BYTES];
     const uint8_t *parcel;
     ng_receive_opts o;
     ng_received r;
     ng_opened op;
     ng_deliver_job job;
+    struct attrs a;
     struct flight *f;
     uint8_t *plain = NULL;
     size_t plain_len = 0, plen;
@@ -260,49 +286,19 @@ start_one(ng_deliverer *d, ng_directory *dir, const ng_dir_tenant *t, const ng_d
     ng_gateway_receive_opts(d->g, &o);
     o.from_peer = peer[0] != '\0' ? peer : NULL;
     err = ng_receive_open(dir, parcel, plen, &o, &r, &op, &plain, &plain_len);
-    if (r.header.n_messages > 0) {
-        ng_hex_encode(f->msg, sizeof f->msg, r.header.message_id, NG_PARCEL_MESSAGE_ID_BYTES);
-        f->expires_ms = r.header.expires_ms;
-    }
-    if (err == NG_OK && r.tenant != t)
-        err = NG_ERR_WRONG_RECIPIENT;
     if (err == NG_OK) {
         meta = json_loadb((const char *)op.meta, op.meta_len, JSON_REJECT_DUPLICATES, NULL);
         if (!json_is_object(meta) || meta_text(meta, "content_type", 1) == NULL)
             err = NG_ERR_MALFORMED;
     }
-    if (err) {
-        char reason[NG_QUEUE_REASON_BYTES];
-
-        snprintf(reason, sizeof reason, "%s: %s", err == NG_ERR_EXPIRED ? "expired before delivery" : "cannot open",
-                 ng_strerror(err));
-        dead(d, t->slug, it->id, f->msg, reason, ng_receive_reason(err), 0);
+    if (admitted(d, t, f, &r, err, "cannot open") != NG_OK)
         goto out;
-    }
-    snprintf(source, sizeof source, "urn:noisegate:%s:%s", t->slug, r.peer != NULL ? r.peer->name : "anonymous");
-    snprintf(expires, sizeof expires, "%llu", (unsigned long long)r.header.expires_ms);
-    ce_names[0] = "ce-ngpattern";
-    ce_values[0] = ng_pattern_name(r.header.pattern);
-    ce_names[1] = "ce-ngexpires";
-    ce_values[1] = expires;
-    memset(&job, 0, sizeof job);
-    job.url = b->url;
-    job.id = f->msg;
-    job.source = source;
+    job_init(&job, &a, t, b, f, &r, r.peer != NULL ? r.peer->name : "anonymous", 0);
     job.type = meta_text(meta, "type", 0) != NULL ? meta_text(meta, "type", 0) : "org.noisegate.message";
     job.subject = meta_text(meta, "subject", 0);
     job.content_type = meta_text(meta, "content_type", 1);
-    job.time_ms = (int64_t)r.header.created_ms;
-    job.extra_names = ce_names;
-    job.extra_values = ce_values;
-    job.extras = 2;
     job.body = op.body;
     job.body_len = op.body_len;
-    job.secret = b->whsec;
-    job.secret_len = b->whsec_len;
-    job.secret_prev = b->whsec_prev;
-    job.secret_prev_len = b->whsec_prev_len;
-    job.sk = t->sign_sk;
     submit_job(d, t, b, &job, &f);
 out:
     json_decref(meta);
