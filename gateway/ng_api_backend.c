@@ -391,8 +391,11 @@ store_failed(struct job *j, ng_response *res, ng_err err)
     if (err == NG_ERR_UNAVAILABLE) {
         /* A command sent to a store that then went quiet may still run: nobody can say it did not. */
         refuse(j, res, 503, "store_unavailable",
-               "the outbox store did not answer in time: the messages may or may not be stored; retry with a fresh "
-               "webhook-id and the same Idempotency-Key");
+               j->sealed_by_backend
+                   ? "the outbox store did not answer in time: the parcel may or may not be stored; post it again "
+                     "with a fresh webhook-id (its message id makes it one)"
+                   : "the outbox store did not answer in time: the messages may or may not be stored; retry with a "
+                     "fresh webhook-id and the same Idempotency-Key");
         return;
     }
     ng_log_event(ng_gateway_log(j->g), NG_LOG_ERROR, "outbox store failed", "request_id", j->req->request_id, "error",
@@ -502,16 +505,45 @@ job_free(struct job *j)
     ng_submit_free(&j->sub);
 }
 
+/*
+ * Stores the job's parcels with text as the answer (kept under the
+ * idempotency key until idem_expires_ms, with the request's fingerprint)
+ * and answers 202 with it, or the earlier answer, or the store's refusal.
+ */
+static void
+store_answered(struct job *j, ng_response *res, const char *text, uint64_t idem_expires_ms)
+{
+    size_t answer_len = text != NULL ? DIGEST + strlen(text) : 0;
+    uint8_t *answer = text != NULL ? malloc(answer_len) : NULL;
+    int done;
+    ng_err err;
+
+    if (answer == NULL) {
+        refuse(j, res, 500, "internal", "out of memory");
+        return;
+    }
+    memcpy(answer, j->fingerprint, DIGEST);
+    memcpy(answer + DIGEST, text, answer_len - DIGEST);
+    err = store(j, res, answer, answer_len, &done, idem_expires_ms);
+    free(answer);
+    if (err) {
+        store_failed(j, res, err);
+        return;
+    }
+    if (!done) {
+        /* /parcels counts as /messages does: its refusals already are, in ng_messages_refused_total. */
+        ng_metrics_add(ng_gateway_metrics(j->g), "ng_messages_accepted_total", NULL, (double)j->sub.n);
+        ng_metrics_add(ng_gateway_metrics(j->g), "ng_parcels_stored_total", NULL, (double)j->sub.n);
+        ng_response_text(res, 202, NULL, text);
+    }
+}
+
 void
 ng_api_messages(ng_gateway *g, const ng_request *req, ng_response *res, const char *const *params)
 {
     ng_directory *dir = ng_gateway_directory(g);
     struct job j;
-    uint8_t *answer = NULL;
     char *text = NULL;
-    size_t answer_len = 0;
-    int done;
-    ng_err err;
 
     memset(&j, 0, sizeof j);
     j.g = g;
@@ -529,27 +561,9 @@ ng_api_messages(ng_gateway *g, const ng_request *req, ng_response *res, const ch
     if (seal_all(&j, res) != 0)
         goto out;
     text = answer_text(&j);
-    answer_len = text != NULL ? DIGEST + strlen(text) : 0;
-    answer = text != NULL ? malloc(answer_len) : NULL;
-    if (answer == NULL) {
-        refuse(&j, res, 500, "internal", "out of memory");
-        goto out;
-    }
-    memcpy(answer, j.fingerprint, DIGEST);
-    memcpy(answer + DIGEST, text, answer_len - DIGEST);
-    err = store(&j, res, answer, answer_len, &done, j.now + 1000u * NG_API_IDEMPOTENCY_TTL_S);
-    if (err) {
-        store_failed(&j, res, err);
-        goto out;
-    }
-    if (!done) {
-        ng_metrics_add(ng_gateway_metrics(g), "ng_messages_accepted_total", NULL, (double)j.sub.n);
-        ng_metrics_add(ng_gateway_metrics(g), "ng_parcels_stored_total", NULL, (double)j.sub.n);
-        ng_response_text(res, 202, NULL, text);
-    }
+    store_answered(&j, res, text, j.now + 1000u * NG_API_IDEMPOTENCY_TTL_S);
 out:
     free(text);
-    free(answer);
     job_free(&j);
     ng_directory_release(dir);
 }
@@ -566,8 +580,8 @@ static int
 check_sealed(struct job *j, const ng_directory *dir, ng_response *res, ng_parcel_header *h, const ng_dir_peer **peer)
 {
     const ng_config *cfg = ng_gateway_config(j->g);
-    uint64_t limit = (uint64_t)cfg->listen.max_body, skew = 1000u * (uint64_t)cfg->messages.clock_skew_s;
-    uint64_t max_plain = 0;
+    uint64_t limit = (uint64_t)cfg->listen.max_body, max_plain = 0;
+    ng_open_params times;
     ng_err err;
 
     if (!ng_request_type_is(j->req, NG_PARCEL_CONTENT_TYPE)) {
@@ -612,15 +626,21 @@ check_sealed(struct job *j, const ng_directory *dir, ng_response *res, ng_parcel
         refuse(j, res, 400, "wrong_sender", "a K parcel must be sealed with one of the tenant's keys");
         return -1;
     }
-    if (h->expires_ms <= j->now) {
+    /* The checks a recipient makes of the times, here before anything is stored. */
+    ng_open_params_init(&times);
+    times.now_ms = j->now;
+    times.skew_ms = 1000u * (uint64_t)cfg->messages.clock_skew_s;
+    times.max_lifetime_ms = 1000u * (uint64_t)cfg->messages.max_ttl_s;
+    err = ng_parcel_check_time(h, &times);
+    if (err == NG_ERR_EXPIRED) {
         refuse(j, res, 400, "expired", "the parcel has expired");
         return -1;
     }
-    if (h->created_ms > j->now + skew) {
+    if (err == NG_ERR_NOT_YET_VALID) {
         refuse(j, res, 400, "not_yet_valid", "the parcel was created in the future (messages.clock_skew_s)");
         return -1;
     }
-    if (h->expires_ms - h->created_ms > 1000u * (uint64_t)cfg->messages.max_ttl_s) {
+    if (err) {
         refuse(j, res, 400, "bad_ttl", "the parcel lives longer than messages.max_ttl_s");
         return -1;
     }
@@ -643,11 +663,7 @@ ng_api_tenant_parcels(ng_gateway *g, const ng_request *req, ng_response *res, co
     ng_parcel_header h;
     struct job j;
     char *text = NULL;
-    uint8_t *answer = NULL;
-    size_t answer_len = 0;
     json_t *doc;
-    int done;
-    ng_err err;
 
     memset(&j, 0, sizeof j);
     j.g = g;
@@ -685,29 +701,10 @@ ng_api_tenant_parcels(ng_gateway *g, const ng_request *req, ng_response *res, co
     doc = json_pack("{s:s, s:I, s:s}", "id", hex, "expires", (json_int_t)h.expires_ms, "recipient", peer->name);
     text = doc != NULL ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(doc);
-    answer_len = text != NULL ? DIGEST + strlen(text) : 0;
-    answer = text != NULL ? malloc(answer_len) : NULL;
-    if (answer == NULL) {
-        refuse(&j, res, 500, "internal", "out of memory");
-        goto out;
-    }
-    memcpy(answer, j.fingerprint, DIGEST);
-    memcpy(answer + DIGEST, text, answer_len - DIGEST);
     /* Kept while the recipient could still take a copy: until the parcel expires, and the skew after. */
-    err = store(&j, res, answer, answer_len, &done, h.expires_ms + 1000u * (uint64_t)cfg->messages.clock_skew_s);
-    if (err) {
-        store_failed(&j, res, err);
-        goto out;
-    }
-    if (!done) {
-        /* Counted as /messages counts: its refusals already are, in ng_messages_refused_total. */
-        ng_metrics_add(ng_gateway_metrics(g), "ng_messages_accepted_total", NULL, 1);
-        ng_metrics_add(ng_gateway_metrics(g), "ng_parcels_stored_total", NULL, 1);
-        ng_response_text(res, 202, NULL, text);
-    }
+    store_answered(&j, res, text, h.expires_ms + 1000u * (uint64_t)cfg->messages.clock_skew_s);
 out:
     free(text);
-    free(answer);
     free(j.parcels);
     ng_directory_release(dir);
 }
