@@ -8,6 +8,7 @@
  */
 #include "ng_nats.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -29,6 +30,15 @@ enum {
     RECONNECT_MAX_MS = 5000,
     CONNECT_TIMEOUT_MS = 2000,
     DRAIN_MS = 5000, /* a consumer let go of: how long its messages in hand may take */
+    /*
+     * A consumer let go of keeps its subscription this long, handing back
+     * what comes (after NAK_DEAD_MS), so that one taken up again at once
+     * (a backend's settings changed) loses nothing: a subscription torn
+     * down while JetStream pushes to it leaves that message to the ack
+     * wait (30 s), as JetStream learns of lost interest only later.
+     */
+    UNBIND_GRACE_MS = 2000,
+    NAK_DEAD_MS = 200,
 };
 
 struct job {
@@ -62,6 +72,7 @@ struct consumer {
     pthread_mutex_t lock; /* the fields below */
     pthread_cond_t idle;
     int dead, running;
+    uint64_t dead_at_ms; /* monotonic: when it was let go of */
     atomic_int bound;
     int complained; /* a failure to bind was logged; the connection thread's */
 };
@@ -193,6 +204,15 @@ keep_header(void *ctx, const char *name, const char *value)
     return j->names[j->nheaders - 1] == NULL || j->values[j->nheaders - 1] == NULL;
 }
 
+static uint64_t
+mono_ms(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+}
+
 static double
 elapsed_s(const struct timespec *since)
 {
@@ -226,6 +246,18 @@ finish(ng_nats *n, struct job *j, ng_deliver_outcome outcome, const char *fmt, c
     pthread_mutex_unlock(&n->lock);
     if (n->o.wakeup != NULL)
         n->o.wakeup(n->o.wakeup_ctx);
+}
+
+/*
+ * natsMsg_Destroy without wiping: libnats keeps its own copy of the data,
+ * which is a message in clear (an opened delivery, a submission).
+ */
+static void
+msg_destroy(natsMsg *m)
+{
+    if (m != NULL && natsMsg_GetDataLength(m) > 0)
+        sodium_memzero((void *)(uintptr_t)natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m));
+    natsMsg_Destroy(m);
 }
 
 /* ------------------------------------------------------------------ */
@@ -435,7 +467,7 @@ publish(struct conn *c, struct job *j)
     if (s == NATS_OK && header[0] != '\0')
         s = natsMsgHeader_Set(m, "webhook-signature", header);
     if (s != NATS_OK) {
-        natsMsg_Destroy(m);
+        msg_destroy(m);
         finish(c->n, j, NG_DELIVER_RETRY, "cannot build the message: %s", natsStatus_GetText(s));
         return;
     }
@@ -444,7 +476,7 @@ publish(struct conn *c, struct job *j)
     po.ExpectStream = j->stream->actual;
     po.MaxWait = (int64_t)c->n->o.timeout_ms;
     s = js_PublishMsg(&ack, c->js, m, &po, &jerr);
-    natsMsg_Destroy(m);
+    msg_destroy(m);
     jsPubAck_Destroy(ack);
     if (s == NATS_OK) {
         finish(c->n, j, NG_DELIVER_ACKED, "%s", "");
@@ -471,6 +503,9 @@ ng_nats_msg_header(const ng_nats_msg *m, const char *name)
     const char **keys = NULL, *v = NULL;
     int n = 0, i;
 
+    /* The spelling asked for first: libnats matches case, and backends mostly write what the API says. */
+    if (natsMsgHeader_Get(m->msg, name, &v) == NATS_OK)
+        return v;
     if (natsMsgHeader_Keys(m->msg, &keys, &n) != NATS_OK)
         return NULL;
     for (i = 0; i < n; i++)
@@ -516,9 +551,9 @@ on_message(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closur
     pthread_mutex_lock(&k->lock);
     if (k->dead) {
         pthread_mutex_unlock(&k->lock);
-        /* Handed back at once, to whoever consumes it next, instead of after the ack wait. */
-        natsMsg_Nak(msg, NULL);
-        natsMsg_Destroy(msg);
+        /* Handed back soon, to whoever consumes it next (this one again, if taken up), not after the ack wait. */
+        natsMsg_NakWithDelay(msg, NAK_DEAD_MS, NULL);
+        msg_destroy(msg);
         return;
     }
     k->running++;
@@ -535,7 +570,7 @@ on_message(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closur
         natsMsg_Term(msg, NULL);
     else
         natsMsg_NakWithDelay(msg, retry_ms > 0 ? retry_ms : 1000, NULL);
-    natsMsg_Destroy(msg);
+    msg_destroy(msg);
     pthread_mutex_lock(&k->lock);
     if (--k->running == 0)
         pthread_cond_broadcast(&k->idle);
@@ -657,11 +692,13 @@ conn_run(void *arg)
         pthread_mutex_unlock(&n->lock);
         for (; k != NULL; k = k->next) {
             int dead;
+            uint64_t since;
 
             pthread_mutex_lock(&k->lock);
             dead = k->dead;
+            since = k->dead_at_ms;
             pthread_mutex_unlock(&k->lock);
-            if (dead)
+            if (dead && mono_ms() - since >= UNBIND_GRACE_MS)
                 unbind(k);
             else if (rebind && k->sub != NULL && !natsSubscription_IsValid(k->sub))
                 unbind(k);
@@ -817,7 +854,8 @@ ng_nats_publish(ng_nats *n, const ng_nats_stream *s, const char *subject, const 
     struct conn *c;
     ng_err err;
 
-    if (!stream_ok(s) || !ng_nats_subject_ok(subject) || job->id == NULL)
+    /* libnats takes a length as an int. */
+    if (!stream_ok(s) || !ng_nats_subject_ok(subject) || job->id == NULL || job->body_len > INT_MAX)
         return NG_ERR_INVALID_ARG;
     if ((job->secret != NULL && job->secret_len > NG_WEBHOOK_SECRET_MAX) ||
         (job->secret_prev != NULL && job->secret_prev_len > NG_WEBHOOK_SECRET_MAX))
@@ -897,16 +935,16 @@ ng_nats_collect(ng_nats *n, ng_deliver_cb cb, void *ctx)
     }
 }
 
-/* The consumer named durable on any connection; under n->lock. */
+/* The newest consumer named durable on any connection (with_dead: also one let go of); under n->lock. */
 static struct consumer *
-consumer_find(ng_nats *n, const char *durable)
+consumer_find(ng_nats *n, const char *durable, int with_dead)
 {
     struct conn *c;
     struct consumer *k;
 
     for (c = n->conns; c != NULL; c = c->next)
         for (k = c->consumers; k != NULL; k = k->next)
-            if (!k->dead && strcmp(k->durable, durable) == 0)
+            if ((with_dead || !k->dead) && strcmp(k->durable, durable) == 0)
                 return k;
     return NULL;
 }
@@ -921,7 +959,19 @@ ng_nats_consume(ng_nats *n, const ng_nats_stream *s, const char *subject, const 
     if (!stream_ok(s) || !ng_nats_subject_ok(subject) || !ng_nats_name_ok(durable))
         return NG_ERR_INVALID_ARG;
     pthread_mutex_lock(&n->lock);
-    if (consumer_find(n, durable) != NULL) {
+    k = consumer_find(n, durable, 1);
+    /* Taken up again as it was: the same subscription, if it still has one (see UNBIND_GRACE_MS). */
+    if (k != NULL && k->dead && strcmp(k->subject, subject) == 0 && strcmp(k->conn->url, s->url) == 0 &&
+        strcmp(k->stream->name, s->name) == 0) {
+        pthread_mutex_lock(&k->lock);
+        k->cb = cb;
+        k->ctx = ctx;
+        k->dead = 0;
+        pthread_mutex_unlock(&k->lock);
+        k->conn->rebind = 1;
+        pthread_cond_signal(&k->conn->work);
+    }
+    if (k != NULL && !k->dead) {
         pthread_mutex_unlock(&n->lock);
         return NG_OK;
     }
@@ -956,10 +1006,11 @@ ng_nats_unconsume(ng_nats *n, const char *durable)
     struct consumer *k;
 
     pthread_mutex_lock(&n->lock);
-    k = consumer_find(n, durable);
+    k = consumer_find(n, durable, 0);
     if (k != NULL) {
         pthread_mutex_lock(&k->lock);
         k->dead = 1;
+        k->dead_at_ms = mono_ms();
         /* The connection thread unsubscribes it; no callback reaches the owner after this. */
         while (k->running > 0)
             pthread_cond_wait(&k->idle, &k->lock);
@@ -983,7 +1034,7 @@ ng_nats_consuming(ng_nats *n, const char *durable)
     int bound;
 
     pthread_mutex_lock(&n->lock);
-    k = consumer_find(n, durable);
+    k = consumer_find(n, durable, 0);
     bound = k != NULL && atomic_load(&k->bound);
     pthread_mutex_unlock(&n->lock);
     return bound;

@@ -133,7 +133,12 @@ typedef ng_nats_verdict (*ng_nats_submit_cb)(void *ctx, const ng_nats_msg *m, in
  */
 NG_MUST_CHECK ng_err ng_nats_consume(ng_nats *n, const ng_nats_stream *s, const char *subject, const char *durable,
                                      ng_nats_submit_cb cb, void *ctx) NG_NONNULL(1, 2, 3, 4, 5);
-/* Stops taking messages for durable (the consumer stays on the server, with what it holds). */
+/*
+ * Stops taking messages for durable: no callback with its ctx after this
+ * returns. The consumer stays on the server, with what it holds; for 2 s
+ * the subscription stays too and hands back (nak) what comes, so that
+ * ng_nats_consume of the same durable soon after loses nothing.
+ */
 void ng_nats_unconsume(ng_nats *n, const char *durable) NG_NONNULL(1, 2);
 /* 1 if durable is bound now (for tests and readiness). */
 int ng_nats_consuming(ng_nats *n, const char *durable) NG_NONNULL(1, 2);

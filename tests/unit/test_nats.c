@@ -62,7 +62,7 @@ mono_ms(void)
 static void
 sleep_ms(long ms)
 {
-    nats_server_nap(ms);
+    loopback_nap(ms);
 }
 
 /* ------------------------------------------------------------------ */
@@ -963,19 +963,20 @@ test_consume_verdicts(void **state)
     ng_nats_unconsume(n, "sub_alice");
     assert_int_equal(ng_nats_consuming(n, "sub_alice"), 0);
     total = seen_total(s);
-    /* The connection thread drops the subscription right after; a message it still took would
-       wait out the 30 s ack wait. */
+    /* For UNBIND_GRACE_MS the old subscription still takes what comes and hands it back (nak): nothing of it
+       reaches the old callback. */
     sleep_ms(300);
     probe_publish(p, "ng.sub.alice.in", "ack-2", "alice");
     sleep_ms(700);
     assert_int_equal(seen_total(s), total);
 
-    /* Bound again, to another ctx: the durable kept its place, so only ack-2 comes, once. */
+    /* Bound again, to another ctx: the durable kept its place, so only ack-2 comes, once (after the naks of the
+       grace, as its delivery count says). */
     assert_int_equal(ng_nats_consume(n, &st, "ng.sub.alice.in", "sub_alice", on_submit, s2), NG_OK);
     wait_consuming(n, "sub_alice", 1, 5000);
     assert_int_equal(seen_wait(s2, "ack-2", 1, 5000), 1);
     seen_count(s2, "ack-2", &e);
-    assert_int_equal(e.deliveries, 1);
+    assert_true(e.deliveries >= 1);
     sleep_ms(300);
     assert_int_equal(seen_total(s2), 1);
     assert_int_equal(seen_total(s), total);
@@ -1118,7 +1119,7 @@ test_bad_arguments(void **state)
     /* max_queued counts what is not collected yet, finished or not. A server nobody runs:
        both fail at once, and still hold their places until collected. */
     job = job_base("msg_args");
-    snprintf(dead_url, sizeof dead_url, "nats://127.0.0.1:%d", nats_server_free_port());
+    snprintf(dead_url, sizeof dead_url, "nats://127.0.0.1:%d", loopback_free_port());
     bad = st;
     bad.url = dead_url;
     assert_int_equal(ng_nats_publish(n, &bad, "ng.args.a", &job), NG_OK);
