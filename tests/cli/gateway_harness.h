@@ -29,7 +29,7 @@
 #include <sys/socket.h>
 
 #include "cli_harness.h"
-#include "../unit/nginx_server.h" /* nginx_server_free_port, for every suite */
+#include "../unit/nginx_server.h" /* loopback_free_port, for every suite */
 
 #include <curl/curl.h>
 #include <jansson.h>

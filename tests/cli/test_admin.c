@@ -36,7 +36,7 @@ group_setup(void **state)
     tag_init();
     if (make_temp_dir(dir, sizeof dir, "ngadmin") != 0)
         return -1;
-    gateway_init(&gw, dir, nginx_server_free_port());
+    gateway_init(&gw, dir, loopback_free_port());
     if (gw.port <= 0)
         return -1;
     write_config(&gw, ", \"timeout_s\": 3", "");

@@ -219,7 +219,7 @@ static int
 group_setup(void **state)
 {
     char redis[256], listed[160];
-    int port = nginx_server_free_port();
+    int port = loopback_free_port();
 
     (void)state;
     tag_init();

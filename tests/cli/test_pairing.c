@@ -260,7 +260,7 @@ group_setup(void **state)
     (void)state;
     if (make_temp_dir(dir, sizeof dir, "ngpair") != 0)
         return -1;
-    gateway_init(&gw, dir, nginx_server_free_port());
+    gateway_init(&gw, dir, loopback_free_port());
     if (gw.port <= 0)
         return -1;
     snprintf(public_url, sizeof public_url, "http://127.0.0.1:%d", gw.port);
@@ -741,7 +741,7 @@ test_offer_not_accepted(void **state)
     assert_int_equal(backend_count("alice"), backends + 1);
 
     /* Nothing listens: offer_status 0, the code is made all the same. */
-    snprintf(closed, sizeof closed, "http://127.0.0.1:%d/", nginx_server_free_port());
+    snprintf(closed, sizeof closed, "http://127.0.0.1:%d/", loopback_free_port());
     answer = offer_to("alice", closed);
     assert_int_equal(offer_status(answer), 0);
     r = complete(code_of(answer), k.whpk, digest);

@@ -19,7 +19,7 @@ setup(void **state)
     (void)state;
     if (make_temp_dir(dir, sizeof dir, "ngserve") != 0)
         return -1;
-    gateway_init(&gw, dir, nginx_server_free_port());
+    gateway_init(&gw, dir, loopback_free_port());
     if (gw.port <= 0)
         return -1;
     write_config(&gw, ", \"max_body\": 65536, \"timeout_s\": 5", "");

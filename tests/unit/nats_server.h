@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loopback.h"
+
 struct nats_server {
     pid_t pid;
     int port;
@@ -30,33 +32,6 @@ struct nats_server {
     char log[300];   /* dir/nats.log */
     char url[64];    /* "nats://127.0.0.1:PORT" */
 };
-
-static inline void
-nats_server_nap(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
-
-/* A port the kernel had free a moment ago, or -1. */
-static inline int
-nats_server_free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t alen = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-    if (fd < 0)
-        return -1;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
 
 /*
  * 1 if the server at port greets with an INFO line that has JetStream on.
@@ -131,7 +106,7 @@ nats_server_run(struct nats_server *s)
         }
         if (nats_server_ready(s->port))
             return 0;
-        nats_server_nap(25);
+        loopback_nap(25);
     }
     kill(s->pid, SIGKILL);
     waitpid(s->pid, NULL, 0);
@@ -151,7 +126,7 @@ nats_server_halt(struct nats_server *s)
     kill(s->pid, SIGTERM);
     kill(s->pid, SIGCONT);
     for (i = 0; i < 200 && waitpid(s->pid, NULL, WNOHANG) == 0; i++)
-        nats_server_nap(25);
+        loopback_nap(25);
     if (i == 200) {
         kill(s->pid, SIGKILL);
         waitpid(s->pid, NULL, 0);
@@ -181,7 +156,7 @@ nats_server_start(struct nats_server *s)
     snprintf(s->log, sizeof s->log, "%s/nats.log", s->dir);
     /* Another process may take the port between our probe and the server's bind: try a few. */
     for (attempt = 0; attempt < 5; attempt++) {
-        s->port = nats_server_free_port();
+        s->port = loopback_free_port();
         if (s->port <= 0)
             return -1;
         snprintf(s->url, sizeof s->url, "nats://127.0.0.1:%d", s->port);

@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loopback.h"
+
 struct nginx_server {
     pid_t pid;
     int port;
@@ -35,33 +37,6 @@ struct nginx_server {
     char access[300]; /* dir/access.log */
     char url[64];     /* "http://127.0.0.1:PORT" */
 };
-
-static inline void
-nginx_server_nap(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
-
-/* A port the kernel had free a moment ago, or -1. */
-static inline int
-nginx_server_free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t alen = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-    if (fd < 0)
-        return -1;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
 
 static inline int
 nginx_server_answers(int port)
@@ -175,7 +150,7 @@ nginx_server_run(struct nginx_server *n)
             n->pid = 0;
             return -1;
         }
-        nginx_server_nap(25);
+        loopback_nap(25);
     }
     kill(n->pid, SIGKILL);
     waitpid(n->pid, NULL, 0);
@@ -195,7 +170,7 @@ nginx_server_halt(struct nginx_server *n)
     kill(n->pid, SIGQUIT);
     kill(n->pid, SIGCONT);
     for (i = 0; i < 200 && waitpid(n->pid, NULL, WNOHANG) == 0; i++)
-        nginx_server_nap(25);
+        loopback_nap(25);
     if (i == 200) {
         kill(n->pid, SIGKILL);
         waitpid(n->pid, NULL, 0);
@@ -233,7 +208,7 @@ nginx_server_start(struct nginx_server *n, const char *extra)
         return -1;
     /* Another process may take the port between our probe and nginx's bind: try a few. */
     for (attempt = 0; attempt < 5; attempt++) {
-        n->port = nginx_server_free_port();
+        n->port = loopback_free_port();
         if (n->port <= 0)
             return -1;
         snprintf(n->url, sizeof n->url, "http://127.0.0.1:%d", n->port);

@@ -628,8 +628,8 @@ count_requests(const char *needle, int want)
     int i, n = 0;
 
     for (i = 0; i < 40 && (n = nginx_server_count(&ngx, needle)) < want; i++)
-        nginx_server_nap(25);
-    nginx_server_nap(50);
+        loopback_nap(25);
+    loopback_nap(50);
     return nginx_server_count(&ngx, needle);
 }
 
@@ -1358,7 +1358,7 @@ test_hooks_guard(void **state)
     assert_int_equal(h.failures, 3);
     assert_true(elapsed_ms(&t0) < 1000);
     /* Nothing reached the store. */
-    nginx_server_nap(100);
+    loopback_nap(100);
     assert_int_equal(nginx_server_count(&ngx, key_hex), 0);
     assert_false(object_exists("outbox", key_hex, ""));
 
@@ -1386,7 +1386,7 @@ test_hooks_guard(void **state)
     /* A failure that is not the hook's is the queue's as before: a refused connection, retried. */
     h.prepare_err = NG_OK;
     h.prepared = h.failures = 0;
-    port = nginx_server_free_port();
+    port = loopback_free_port();
     assert_true(port > 0);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/outbox", port);
     q = open_hooked(url, &h);
