@@ -36,8 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* For nginx_server_free_port, so that the tree has one copy; the rest is static inline and costs nothing unused. */
-#include "../tests/unit/nginx_server.h"
+/* For loopback_free_port, so that the tree has one copy. */
+#include "../tests/unit/loopback.h"
 
 #include <curl/curl.h>
 #include <microhttpd.h>
@@ -395,7 +395,7 @@ bench_free_port(void)
     size_t k;
 
     for (i = 0; i < 20; i++) {
-        port = nginx_server_free_port();
+        port = loopback_free_port();
         if (port <= 0)
             break;
         if (port == 8081 || port == 8082 || port == 9002)
