@@ -57,3 +57,34 @@ ng_dh(uint8_t out[NG_DH_BYTES], const uint8_t priv[NG_KEY_BYTES], const uint8_t 
     }
     return NG_OK;
 }
+
+ng_err
+ng_key_public_ok(const uint8_t pub[NG_KEY_BYTES])
+{
+    /* 2^255 - 19, little-endian: an encoding at or above it is another encoding of a smaller value. */
+    static const uint8_t p[NG_KEY_BYTES] = {0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f};
+    uint8_t shared[NG_DH_BYTES];
+    ng_keypair probe;
+    ng_err err;
+    int i;
+
+    /*
+     * Non-canonical encodings name the same point as a canonical one under
+     * another key id: two ids for one key would let the same parcel be
+     * addressed twice. X25519 never makes one, so no one's key is one.
+     */
+    if (pub[31] & 0x80)
+        return NG_ERR_BAD_KEY;
+    for (i = NG_KEY_BYTES - 1; i >= 0 && pub[i] == p[i]; i--)
+        ;
+    if (i < 0 || pub[i] > p[i])
+        return NG_ERR_BAD_KEY;
+    /* A clamped scalar is a multiple of the cofactor: DH with a point of low order is all zero whatever the scalar. */
+    ng_keypair_generate(&probe);
+    err = ng_dh(shared, probe.priv, pub);
+    sodium_memzero(shared, sizeof shared);
+    ng_keypair_wipe(&probe);
+    return err;
+}

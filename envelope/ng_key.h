@@ -43,4 +43,11 @@ void ng_key_id(uint8_t id[NG_KEY_ID_BYTES], const uint8_t pub[NG_KEY_BYTES]) NG_
 NG_MUST_CHECK ng_err ng_dh(uint8_t out[NG_DH_BYTES], const uint8_t priv[NG_KEY_BYTES], const uint8_t pub[NG_KEY_BYTES])
     NG_NONNULL(1, 2, 3);
 
+/*
+ * NG_OK if pub may stand as someone's static key: canonical (below 2^255 - 19,
+ * top bit clear, so that one key has one key id) and not of low order.
+ * NG_ERR_BAD_KEY otherwise. X25519 never makes a key it refuses.
+ */
+NG_MUST_CHECK ng_err ng_key_public_ok(const uint8_t pub[NG_KEY_BYTES]) NG_NONNULL(1);
+
 #endif

@@ -460,7 +460,7 @@ verify_tenant(ng_vault *v, const char *slug, json_t *problems)
             uint8_t pub[NG_KEY_BYTES];
 
             if (want == NULL || ng_hex_decode(pub, sizeof pub, want, strlen(want)) != NG_OK ||
-                ng_tenant_public_key_ok(pub) != NG_OK)
+                ng_key_public_ok(pub) != NG_OK)
                 json_array_append_new(
                     problems, json_sprintf("tenant %s: public key of epoch %d (held by its backend) is not valid", slug,
                                            (int)epoch));

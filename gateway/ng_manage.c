@@ -338,7 +338,7 @@ params_error(ng_err err)
     case NG_ERR_BAD_VERSION: return "connection parameters: an unknown version (this gateway reads ngcp1)";
     case NG_ERR_AUTH: return "connection parameters: the signature does not verify (changed in transit?)";
     case NG_ERR_TOO_LARGE: return "connection parameters: too long";
-    case NG_ERR_BAD_KEY: return "connection parameters: a static key is a low-order point";
+    case NG_ERR_BAD_KEY: return "connection parameters: a static key is a low-order point or not canonical";
     default: return "connection parameters: damaged or not connection parameters (expected ngcp1:...)";
     }
 }

@@ -548,37 +548,6 @@ ng_tenant_key_retire(ng_vault *v, const char *slug, uint32_t epoch)
     return err;
 }
 
-ng_err
-ng_tenant_public_key_ok(const uint8_t pub[NG_KEY_BYTES])
-{
-    /* 2^255 - 19, little-endian: an encoding at or above it is another encoding of a smaller value. */
-    static const uint8_t p[NG_KEY_BYTES] = {0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-                                            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-                                            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f};
-    uint8_t shared[NG_DH_BYTES];
-    ng_keypair probe;
-    ng_err err;
-    int i;
-
-    /*
-     * Non-canonical encodings name the same point as a canonical one under
-     * another key id: two ids for one key would let the same parcel be
-     * addressed twice. X25519 never makes one, so a backend's key is not one.
-     */
-    if (pub[31] & 0x80)
-        return NG_ERR_BAD_KEY;
-    for (i = NG_KEY_BYTES - 1; i >= 0 && pub[i] == p[i]; i--)
-        ;
-    if (i < 0 || pub[i] > p[i])
-        return NG_ERR_BAD_KEY;
-    /* A clamped scalar is a multiple of the cofactor: DH with a point of low order is all zero whatever the scalar. */
-    ng_keypair_generate(&probe);
-    err = ng_dh(shared, probe.priv, pub);
-    sodium_memzero(shared, sizeof shared);
-    ng_keypair_wipe(&probe);
-    return err;
-}
-
 /* NG_ERR_EXISTS if a live key of any tenant has this key id: the directory must map each id to one key. */
 static ng_err
 key_id_free(ng_vault *v, const uint8_t id[NG_KEY_ID_BYTES])
@@ -681,7 +650,7 @@ ng_tenant_key_import_public(ng_vault *v, const char *slug, const uint8_t pub[NG_
     ng_err err;
 
     *epoch = 0;
-    if ((err = ng_tenant_public_key_ok(pub)) != NG_OK)
+    if ((err = ng_key_public_ok(pub)) != NG_OK)
         return err;
     if ((err = ng_tenant_record(v, slug, &rec)) != NG_OK)
         return err;

@@ -110,9 +110,6 @@ NG_MUST_CHECK ng_err ng_tenant_key_export(ng_vault *v, const char *slug, uint32_
  */
 NG_MUST_CHECK ng_err ng_tenant_key_import_public(ng_vault *v, const char *slug, const uint8_t pub[NG_KEY_BYTES],
                                                  int64_t now, uint32_t *epoch);
-/* NG_OK if peers can seal to pub; NG_ERR_BAD_KEY as ng_tenant_key_import_public says. */
-NG_MUST_CHECK ng_err ng_tenant_public_key_ok(const uint8_t pub[NG_KEY_BYTES]);
-
 /*
  * The key pair of an epoch (0: the newest); wipe it with ng_keypair_wipe.
  * NG_ERR_KEY_ELSEWHERE if that epoch's private key is held by the backend.

@@ -736,13 +736,11 @@ test_key_export_import(void **state)
 {
     char pub_hex[2 * NG_KEY_BYTES + 1], id_hex[2 * NG_KEY_ID_BYTES + 1], other[2 * NG_KEY_BYTES + 1];
     uint8_t priv[NG_KEY_BYTES], id[NG_KEY_ID_BYTES], *b;
-    const char *code, *message;
     ng_manage_op op;
     ng_keypair kp;
     json_t *r, *keys, *k;
     char *exported;
     size_t len;
-    int status;
 
     (void)state;
     create("acme", 0);
@@ -789,11 +787,9 @@ test_key_export_import(void **state)
     }
     json_decref(r);
 
-    /* once only: 409, the reason, and not the key */
+    /* once only: 409 and the reason, with no result (REFUSED: so not the key) and the vault unchanged */
     op = mk(NG_MANAGE_KEY_EXPORT, "acme");
     REFUSED(&op, 409, "key_held_by_backend", "rotate");
-    ng_manage_explain(&op, NG_ERR_KEY_ELSEWHERE, &status, &code, &message);
-    assert_null(strstr(message, exported));
 
     /* import: a new sending epoch, held by the backend */
     backend_public(other);
@@ -1341,28 +1337,30 @@ test_refused_params(void **state)
     wipe_free(t);
     json_decref(d);
 
-    /* Correctly signed, with a static key that is a low-order point. */
+    /* Correctly signed, with a static key of low order (all zero; u = 1, of order 4) or the good key with its top bit
+     * set. */
     signing_key("acme", sk);
-    d = json_deep_copy(doc);
-    json_object_set_new(json_array_get(json_object_get(d, "keys"), 0), "public",
-                        json_string("0000000000000000000000000000000000000000000000000000000000000000"));
-    params_sign(d, sk);
-    t = params_encode(d);
-    op.text = t;
-    REFUSED(&op, 400, "bad_params", "low-order");
-    assert_int_equal(op.decoded, 1);
-    wipe_free(t);
-    json_decref(d);
-    /* u = 1, a point of order 4. */
-    d = json_deep_copy(doc);
-    json_object_set_new(json_array_get(json_object_get(d, "keys"), 0), "public",
-                        json_string("0100000000000000000000000000000000000000000000000000000000000000"));
-    params_sign(d, sk);
-    t = params_encode(d);
-    op.text = t;
-    REFUSED(&op, 400, "bad_params", "low-order");
-    wipe_free(t);
-    json_decref(d);
+    {
+        char high[2 * NG_KEY_BYTES + 1];
+        const char *bad_pub[] = {"0000000000000000000000000000000000000000000000000000000000000000",
+                                 "0100000000000000000000000000000000000000000000000000000000000000", high};
+        size_t b;
+
+        snprintf(high, sizeof high, "%s", jstr(json_array_get(json_object_get(doc, "keys"), 0), "public"));
+        high[62] = "89abcdef89abcdef"[strchr("0123456789abcdef", high[62]) - "0123456789abcdef"];
+        for (b = 0; b < sizeof bad_pub / sizeof bad_pub[0]; b++) {
+            d = json_deep_copy(doc);
+            json_object_set_new(json_array_get(json_object_get(d, "keys"), 0), "public", json_string(bad_pub[b]));
+            params_sign(d, sk);
+            t = params_encode(d);
+            op.text = t;
+            op.decoded = 0;
+            REFUSED(&op, 400, "bad_params", "low-order");
+            assert_int_equal(op.decoded, 1);
+            wipe_free(t);
+            json_decref(d);
+        }
+    }
     /* Correctly signed, with an unknown field. */
     d = json_deep_copy(doc);
     json_object_set_new(d, "zzz", json_integer(1));

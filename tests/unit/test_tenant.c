@@ -1336,19 +1336,20 @@ test_key_export_damage(void **state)
     sodium_memzero(other, sizeof other);
 }
 
+/* What ng_key_public_ok refuses, as a tenant's key or a peer's: all zero, of low order, and non-canonical encodings. */
+static const char *const bad_public[] = {"0000000000000000000000000000000000000000000000000000000000000000",
+                                         "0100000000000000000000000000000000000000000000000000000000000000",
+                                         "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+                                         "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+                                         "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+                                         "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+                                         "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+                                         "f0ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+                                         NULL};
+
 static void
 test_key_import_public(void **state)
 {
-    /* All zero, low order (as test_peer_low_order_keys), and non-canonical encodings. */
-    static const char *const bad[] = {"0000000000000000000000000000000000000000000000000000000000000000",
-                                      "0100000000000000000000000000000000000000000000000000000000000000",
-                                      "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
-                                      "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
-                                      "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-                                      "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-                                      "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-                                      "f0ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-                                      NULL};
     uint8_t pub[NG_KEY_BYTES], id[NG_KEY_ID_BYTES];
     char hex[65];
     ng_keypair backend, kp, own;
@@ -1384,18 +1385,18 @@ test_key_import_public(void **state)
 
     /* Refusals change nothing. */
     n = ng_vault_count(g_v);
-    for (i = 0; bad[i] != NULL; i++) {
-        assert_int_equal(ng_hex_decode(pub, sizeof pub, bad[i], strlen(bad[i])), NG_OK);
+    for (i = 0; bad_public[i] != NULL; i++) {
+        assert_int_equal(ng_hex_decode(pub, sizeof pub, bad_public[i], strlen(bad_public[i])), NG_OK);
         epoch = 99;
         if (ng_tenant_key_import_public(g_v, "t", pub, NOW, &epoch) != NG_ERR_BAD_KEY)
-            fail_msg("key %s was not refused as bad", bad[i]);
+            fail_msg("key %s was not refused as bad", bad_public[i]);
         assert_int_equal(epoch, 0);
-        assert_int_equal(ng_tenant_public_key_ok(pub), NG_ERR_BAD_KEY);
+        assert_int_equal(ng_key_public_ok(pub), NG_ERR_BAD_KEY);
     }
     /* The high bit set: another encoding of a good key. */
     ng_keypair_generate(&kp);
     memcpy(pub, kp.pub, sizeof pub);
-    assert_int_equal(ng_tenant_public_key_ok(pub), NG_OK);
+    assert_int_equal(ng_key_public_ok(pub), NG_OK);
     pub[31] |= 0x80;
     assert_int_equal(ng_tenant_key_import_public(g_v, "t", pub, NOW, &epoch), NG_ERR_BAD_KEY);
 
@@ -2159,16 +2160,8 @@ test_peer_resigned_documents(void **state)
 }
 
 static void
-test_peer_low_order_keys(void **state)
+test_peer_bad_keys(void **state)
 {
-    static const char *const low[] = {"0000000000000000000000000000000000000000000000000000000000000000",
-                                      "0100000000000000000000000000000000000000000000000000000000000000",
-                                      "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
-                                      "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
-                                      "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-                                      "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-                                      "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-                                      NULL};
     uint8_t sk[SIGN_SK];
     char *p, *s, what[96];
     json_t *base, *doc, *keys;
@@ -2176,13 +2169,13 @@ test_peer_low_order_keys(void **state)
 
     (void)state;
     base = resign_fixture(sk, &p);
-    for (i = 0; low[i] != NULL; i++) {
+    for (i = 0; bad_public[i] != NULL; i++) {
         /* As the only key, and as an older epoch beside a good one. */
         doc = json_deep_copy(base);
         keys = json_object_get(doc, "keys");
-        json_object_set_new(json_array_get(keys, 0), "public", json_string(low[i]));
+        json_object_set_new(json_array_get(keys, 0), "public", json_string(bad_public[i]));
         s = signed_params(doc, sk, CANONICAL, "");
-        snprintf(what, sizeof what, "low-order key %s", low[i]);
+        snprintf(what, sizeof what, "bad key %s", bad_public[i]);
         expect_import(s, NG_ERR_BAD_KEY, what);
         free_params(s);
         json_decref(doc);
@@ -2190,9 +2183,9 @@ test_peer_low_order_keys(void **state)
         doc = json_deep_copy(base);
         keys = json_object_get(doc, "keys");
         json_object_set_new(json_array_get(keys, 0), "epoch", json_integer(2));
-        json_array_insert_new(keys, 0, key_entry(1, low[i]));
+        json_array_insert_new(keys, 0, key_entry(1, bad_public[i]));
         s = signed_params(doc, sk, CANONICAL, "");
-        snprintf(what, sizeof what, "low-order epoch 1 %s", low[i]);
+        snprintf(what, sizeof what, "bad epoch 1 %s", bad_public[i]);
         expect_import(s, NG_ERR_BAD_KEY, what);
         free_params(s);
         json_decref(doc);
@@ -2446,7 +2439,7 @@ main(void)
         T(test_peer_truncations),
         T(test_peer_non_ascii),
         T(test_peer_resigned_documents),
-        T(test_peer_low_order_keys),
+        T(test_peer_bad_keys),
         T(test_peer_update_rules),
         T(test_peer_psk_dropped),
         T(test_peer_remove_and_list),
