@@ -125,20 +125,16 @@ parse(struct job *j, ng_response *res)
 static int
 choose_pattern(const ng_dir_peer *p, const ng_submit_msg *m, ng_pattern *out)
 {
-    size_t i;
-
     if (m->has_pattern) {
-        if ((p->patterns & NG_DIR_PATTERN_BIT(m->pattern)) == 0 || (ng_pattern_has_psk(m->pattern) && p->psk == NULL))
+        if ((p->patterns & NG_DIR_PATTERN_BIT(m->pattern)) == 0)
             return -1;
         *out = m->pattern;
         return 0;
     }
-    for (i = 0; i < p->nprefer; i++)
-        if (!ng_pattern_has_psk(p->prefer[i]) || p->psk != NULL) {
-            *out = p->prefer[i];
-            return 0;
-        }
-    return -1;
+    if (p->nprefer == 0)
+        return -1;
+    *out = p->prefer[0];
+    return 0;
 }
 
 static int
@@ -580,15 +576,18 @@ static int
 check_sealed(struct job *j, const ng_directory *dir, ng_response *res, ng_parcel_header *h, const ng_dir_peer **peer)
 {
     const ng_config *cfg = ng_gateway_config(j->g);
-    uint64_t limit = (uint64_t)cfg->listen.max_body, max_plain = 0;
-    ng_open_params times;
+    uint64_t max_plain = 0;
+    ng_receive_opts o;
     ng_err err;
 
     if (!ng_request_type_is(j->req, NG_PARCEL_CONTENT_TYPE)) {
         refuse(j, res, 415, "unsupported_media_type", "expected " NG_PARCEL_CONTENT_TYPE);
         return -1;
     }
-    err = ng_parcel_inspect(h, j->req->body, j->req->body_len, (size_t)limit);
+    /* The rules the recipient's gateway will apply, so that what it would refuse is not stored. */
+    ng_gateway_receive_opts(j->g, &o);
+    o.now_ms = j->now;
+    err = ng_parcel_inspect(h, j->req->body, j->req->body_len, o.max_bytes);
     if (err == NG_ERR_TOO_LARGE) {
         refuse(j, res, 413, "too_large", "the parcel is over listen.max_body");
         return -1;
@@ -627,11 +626,7 @@ check_sealed(struct job *j, const ng_directory *dir, ng_response *res, ng_parcel
         return -1;
     }
     /* The checks a recipient makes of the times, here before anything is stored. */
-    ng_open_params_init(&times);
-    times.now_ms = j->now;
-    times.skew_ms = 1000u * (uint64_t)cfg->messages.clock_skew_s;
-    times.max_lifetime_ms = 1000u * (uint64_t)cfg->messages.max_ttl_s;
-    err = ng_parcel_check_time(h, &times);
+    err = ng_receive_check_time(h, &o);
     if (err == NG_ERR_EXPIRED) {
         refuse(j, res, 400, "expired", "the parcel has expired");
         return -1;

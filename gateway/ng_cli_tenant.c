@@ -310,5 +310,12 @@ ng_cli_key(int argc, char **argv)
     else
         printf("retired epoch %u of tenant %s: parcels sealed to it no longer open\n", o.epoch, o.slug);
     json_decref(o.result); /* an export's private key is wiped with it (ng_jsonmem) */
+    /* The vault no longer has the key: if this was its one showing, the operator must know it was not seen. */
+    if (fflush(stdout) != 0 || ferror(stdout))
+        return ng_cli_fail(NG_EXIT_USAGE, "key",
+                           o.kind == NG_MANAGE_KEY_EXPORT
+                               ? "the key was exported but could not be written out, so it is lost: run key rotate "
+                                 "and export the new epoch"
+                               : "could not write the answer out");
     return NG_EXIT_OK;
 }

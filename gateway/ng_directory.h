@@ -71,9 +71,9 @@ typedef struct ng_dir_peer {
     const char *remote; /* its own name (the one in its parameters): its outbox streams in a shared Redis */
     const char *outbox; /* where its parcels for us are read */
     const ng_dir_peer_key *keys;
-    size_t nkeys; /* ascending epochs: keys[nkeys - 1] is the one to seal to */
-    unsigned patterns;
-    ng_pattern prefer[NG_DIR_MAX_PATTERNS]; /* what it accepts, in its order of preference */
+    size_t nkeys;                           /* ascending epochs: keys[nkeys - 1] is the one to seal to */
+    unsigned patterns;                      /* what can be sealed to it: no psk pattern unless it gave a psk */
+    ng_pattern prefer[NG_DIR_MAX_PATTERNS]; /* the same, in its order of preference */
     size_t nprefer;
     const uint8_t *psk;        /* secret, NULL if it has none */
     const uint8_t *read_token; /* secret: presented to read its outbox; NULL if none */

@@ -184,10 +184,8 @@ key_export(ng_vault *v, ng_manage_op *op)
     uint8_t id[NG_KEY_ID_BYTES];
     uint32_t epoch = 0;
     ng_keypair kp;
-    ng_err err = ng_tenant_key_export(v, op->slug, &epoch, kp.priv);
+    ng_err err = ng_tenant_key_export(v, op->slug, &epoch, &kp);
 
-    if (err == NG_OK)
-        err = ng_keypair_from_private(&kp, kp.priv);
     if (err == NG_OK) {
         ng_key_id(id, kp.pub);
         ng_hex_encode(priv_hex, sizeof priv_hex, kp.priv, sizeof kp.priv);

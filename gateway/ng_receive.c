@@ -49,6 +49,26 @@ check_x_sender(const ng_directory *d, const ng_opened *op, const ng_receive_opts
     return NG_OK;
 }
 
+/* The recipient's rules of time, as o sets them. */
+static void
+time_params(ng_open_params *p, const ng_receive_opts *o)
+{
+    ng_open_params_init(p);
+    p->now_ms = o->now_ms;
+    p->skew_ms = o->skew_ms;
+    p->max_lifetime_ms = o->max_lifetime_ms;
+    p->ignore_expiry = o->ignore_expiry;
+}
+
+ng_err
+ng_receive_check_time(const ng_parcel_header *h, const ng_receive_opts *o)
+{
+    ng_open_params p;
+
+    time_params(&p, o);
+    return ng_parcel_check_time(h, &p);
+}
+
 ng_err
 ng_receive_open(const ng_directory *d, const uint8_t *parcel, size_t len, const ng_receive_opts *o, ng_received *out,
                 ng_opened *opened, uint8_t **plain, size_t *plain_len)
@@ -71,14 +91,10 @@ ng_receive_open(const ng_directory *d, const uint8_t *parcel, size_t len, const 
         return err;
     if (key->kp == NULL)
         return NG_ERR_KEY_ELSEWHERE;
-    ng_open_params_init(&p);
+    time_params(&p, o);
     p.recipient = key->kp;
     p.sender_pub = sender_pub;
     p.psk = ng_pattern_has_psk(out->header.pattern) ? out->tenant->psk : NULL;
-    p.now_ms = o->now_ms;
-    p.skew_ms = o->skew_ms;
-    p.max_lifetime_ms = o->max_lifetime_ms;
-    p.ignore_expiry = o->ignore_expiry;
     p.max_bytes = o->max_bytes;
     p.cache = o->cache;
     buf = malloc(out->header.plaintext_len > 0 ? out->header.plaintext_len : 1);
@@ -103,21 +119,13 @@ ng_receive_inspect(const ng_directory *d, const uint8_t *parcel, size_t len, con
 {
     const uint8_t *sender_pub;
     const ng_dir_key *key;
-    ng_open_params p;
     ng_err err;
 
     memset(out, 0, sizeof *out);
     err = ng_parcel_inspect(&out->header, parcel, len, o->max_bytes);
     if (err == NG_OK)
         err = admit(d, &out->header, o, out, &key, &sender_pub);
-    if (err)
-        return err;
-    ng_open_params_init(&p);
-    p.now_ms = o->now_ms;
-    p.skew_ms = o->skew_ms;
-    p.max_lifetime_ms = o->max_lifetime_ms;
-    p.ignore_expiry = o->ignore_expiry;
-    return ng_parcel_check_time(&out->header, &p);
+    return err != NG_OK ? err : ng_receive_check_time(&out->header, o);
 }
 
 ng_err
@@ -128,9 +136,12 @@ ng_receive_check(const ng_directory *d, const uint8_t *parcel, size_t len, const
     size_t plain_len;
     ng_err err = ng_receive_open(d, parcel, len, o, out, &opened, &plain, &plain_len);
 
-    /* Only the backend can open it: take it in on what its header shows, and let the backend check the rest. */
+    /*
+     * Only the backend can open it: take it in on what its header shows (read
+     * and admitted already, out filled), and let the backend check the rest.
+     */
     if (err == NG_ERR_KEY_ELSEWHERE)
-        return ng_receive_inspect(d, parcel, len, o, out);
+        return ng_receive_check_time(&out->header, o);
     if (err == NG_OK) {
         sodium_memzero(plain, plain_len);
         free(plain);

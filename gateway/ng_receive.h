@@ -78,6 +78,9 @@ NG_MUST_CHECK ng_err ng_receive_check(const ng_directory *d, const uint8_t *parc
 NG_MUST_CHECK ng_err ng_receive_inspect(const ng_directory *d, const uint8_t *parcel, size_t len,
                                         const ng_receive_opts *o, ng_received *out);
 
+/* The times of a header under o's rules (now, skew, longest lifetime): ng_parcel_check_time's errors. */
+NG_MUST_CHECK ng_err ng_receive_check_time(const ng_parcel_header *h, const ng_receive_opts *o);
+
 /*
  * Checks and opens: the plaintext (meta and body point into it) in *plain,
  * malloc'd; the caller wipes and frees it. NG_ERR_KEY_ELSEWHERE (after the

@@ -586,55 +586,34 @@ key_id_free(ng_vault *v, const uint8_t id[NG_KEY_ID_BYTES])
 }
 
 ng_err
-ng_tenant_key_export(ng_vault *v, const char *slug, uint32_t *epoch, uint8_t priv[NG_KEY_BYTES])
+ng_tenant_key_export(ng_vault *v, const char *slug, uint32_t *epoch, ng_keypair *out)
 {
     char name[NAME_CAP], num[16];
-    uint8_t pub[NG_KEY_BYTES];
-    const char *hex;
-    ng_keypair kp;
-    json_t *rec, *k;
+    json_t *rec = NULL, *k;
     json_int_t e;
-    size_t len = 0;
-    ng_err err = ng_tenant_record(v, slug, &rec);
+    ng_err err = ng_tenant_keypair(v, slug, 0, out);
 
     *epoch = 0;
-    sodium_memzero(priv, NG_KEY_BYTES);
-    memset(&kp, 0, sizeof kp);
-    if (err)
-        return err;
+    if (err == NG_ERR_NOT_FOUND && ng_tenant_record(v, slug, &rec) == NG_OK)
+        err = NG_ERR_CORRUPT; /* the record promises the vault holds its newest key */
+    if (err == NG_OK)
+        err = ng_tenant_record(v, slug, &rec);
     k = newest_key(rec);
     e = json_integer_value(json_object_get(k, "epoch"));
-    hex = json_string_value(json_object_get(k, "public"));
-    if (k == NULL || e < 1 || e > (json_int_t)UINT32_MAX || hex == NULL ||
-        ng_hex_decode(pub, sizeof pub, hex, strlen(hex)) != NG_OK)
-        err = NG_ERR_CORRUPT;
-    else if (held(k))
-        err = NG_ERR_KEY_ELSEWHERE;
     if (err == NG_OK) {
         snprintf(num, sizeof num, "%u", (unsigned)e);
         err = name_of(name, slug, "/key/%s", num);
     }
-    if (err == NG_OK)
-        err = ng_vault_get(v, name, kp.priv, sizeof kp.priv, &len);
-    /* The record promises the vault holds it: anything else is damage. */
-    if (err == NG_ERR_NOT_FOUND || err == NG_ERR_BUFFER_TOO_SMALL || (err == NG_OK && len != sizeof kp.priv))
-        err = NG_ERR_CORRUPT;
-    if (err == NG_OK)
-        err = ng_keypair_from_private(&kp, kp.priv);
-    /* The backend must get the key peers seal to, or it opens nothing and the gateway no longer can. */
-    if (err == NG_OK && sodium_memcmp(kp.pub, pub, sizeof pub) != 0)
-        err = NG_ERR_CORRUPT;
     if (err == NG_OK)
         err = ng_vault_delete(v, name);
     if (err == NG_OK && json_object_set_new(k, "held_by_backend", json_true()) != 0)
         err = NG_ERR_NOMEM;
     if (err == NG_OK && (err = name_of(name, slug, "%s", "")) == NG_OK)
         err = ng_tenant_put_json(v, name, rec);
-    if (err == NG_OK) {
-        memcpy(priv, kp.priv, NG_KEY_BYTES);
+    if (err == NG_OK)
         *epoch = (uint32_t)e;
-    }
-    ng_keypair_wipe(&kp);
+    else
+        ng_keypair_wipe(out);
     json_decref(rec);
     return err;
 }
@@ -688,8 +667,9 @@ ng_err
 ng_tenant_keypair(ng_vault *v, const char *slug, uint32_t epoch, ng_keypair *out)
 {
     char name[NAME_CAP], num[16];
-    uint8_t priv[NG_KEY_BYTES];
-    json_t *rec;
+    uint8_t priv[NG_KEY_BYTES], pub[NG_KEY_BYTES];
+    const char *hex = NULL;
+    json_t *rec, *k = NULL;
     size_t len;
     long at;
     ng_err err = ng_tenant_record(v, slug, &rec);
@@ -700,10 +680,16 @@ ng_tenant_keypair(ng_vault *v, const char *slug, uint32_t epoch, ng_keypair *out
     if (epoch == 0)
         epoch = (uint32_t)json_integer_value(json_object_get(newest_key(rec), "epoch"));
     at = find_epoch(json_object_get(rec, "keys"), epoch);
-    if (at < 0)
+    if (at >= 0) {
+        k = json_array_get(json_object_get(rec, "keys"), (size_t)at);
+        hex = json_string_value(json_object_get(k, "public"));
+    }
+    if (k == NULL)
         err = NG_ERR_NOT_FOUND;
-    else if (held(json_array_get(json_object_get(rec, "keys"), (size_t)at)))
+    else if (held(k))
         err = NG_ERR_KEY_ELSEWHERE;
+    else if (hex == NULL || ng_hex_decode(pub, sizeof pub, hex, strlen(hex)) != NG_OK)
+        err = NG_ERR_CORRUPT;
     json_decref(rec);
     if (err)
         return err;
@@ -711,10 +697,15 @@ ng_tenant_keypair(ng_vault *v, const char *slug, uint32_t epoch, ng_keypair *out
     err = name_of(name, slug, "/key/%s", num);
     if (err == NG_OK)
         err = ng_vault_get(v, name, priv, sizeof priv, &len);
-    if (err == NG_OK && len != sizeof priv)
+    if (err == NG_ERR_BUFFER_TOO_SMALL || (err == NG_OK && len != sizeof priv))
         err = NG_ERR_CORRUPT;
     if (err == NG_OK)
         err = ng_keypair_from_private(out, priv);
+    /* Peers seal to the record's key: a vault key that is another opens nothing of theirs. */
+    if (err == NG_OK && sodium_memcmp(out->pub, pub, sizeof pub) != 0) {
+        ng_keypair_wipe(out);
+        err = NG_ERR_CORRUPT;
+    }
     sodium_memzero(priv, sizeof priv);
     return err;
 }

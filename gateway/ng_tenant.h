@@ -94,13 +94,13 @@ NG_MUST_CHECK ng_err ng_tenant_key_retire(ng_vault *v, const char *slug, uint32_
  * forwards them unopened to a backend in sealed mode.
  */
 /*
- * Hands the newest epoch's private key over, once: copied to priv (the
- * caller shows it and wipes it), deleted from the vault, the epoch marked
+ * Hands the newest epoch's key pair over, once: in *out (the caller shows
+ * the private half and wipes it), deleted from the vault, the epoch marked
  * held by the backend. NG_ERR_KEY_ELSEWHERE if the newest epoch is held by
- * the backend already; NG_ERR_CORRUPT if the vault's key does not match the
- * record's public key.
+ * the backend already; NG_ERR_CORRUPT if the vault's key is missing or does
+ * not match the record's public key. *out is wiped on any error.
  */
-NG_MUST_CHECK ng_err ng_tenant_key_export(ng_vault *v, const char *slug, uint32_t *epoch, uint8_t priv[NG_KEY_BYTES]);
+NG_MUST_CHECK ng_err ng_tenant_key_export(ng_vault *v, const char *slug, uint32_t *epoch, ng_keypair *out);
 /*
  * A new newest epoch with a public key the backend made (it keeps the
  * private one). NG_ERR_BAD_KEY for a key peers cannot seal to (all zero, of
@@ -112,7 +112,8 @@ NG_MUST_CHECK ng_err ng_tenant_key_import_public(ng_vault *v, const char *slug, 
                                                  int64_t now, uint32_t *epoch);
 /*
  * The key pair of an epoch (0: the newest); wipe it with ng_keypair_wipe.
- * NG_ERR_KEY_ELSEWHERE if that epoch's private key is held by the backend.
+ * NG_ERR_KEY_ELSEWHERE if that epoch's private key is held by the backend;
+ * NG_ERR_CORRUPT if the vault's key is not the one the record publishes.
  */
 NG_MUST_CHECK ng_err ng_tenant_keypair(ng_vault *v, const char *slug, uint32_t epoch, ng_keypair *out);
 /*

@@ -682,6 +682,19 @@ test_key_export_import(void **state)
     assert_non_null(strstr(line, "gateway"));
     keys = gcli_json(&gw, ARGS("key", "list", "ka", "--json"));
     assert_true(json_is_false(json_object_get(json_array_get(keys, 4), "held_by_backend")));
+    /* An export that could not be written out is a failure that says the key is lost, not a silent success. */
+    {
+        char cmd[4 * PATH_MAX], err_path[PATH_MAX];
+        int st;
+
+        snprintf(err_path, sizeof err_path, "%s/export.err", dir);
+        snprintf(cmd, sizeof cmd, "'%s' key export ka --config '%s' >/dev/full 2>'%s'", ng_bin, gw.cfg, err_path);
+        st = system(cmd);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 2);
+        assert_non_null(strstr(text_of(slurp(err_path)), "could not be written out, so it is lost: run key rotate"));
+        assert_true(json_is_true(json_object_get(json_array_get(keys_of("ka"), 4), "held_by_backend")));
+    }
     /* held epochs retire like the others */
     EXPECT_STATUS(admin(&gw, "POST", "/v1/admin/tenants/ka/keys/1/retire", NULL), 200);
     EXPECT_STATUS(admin(&gw, "POST", "/v1/admin/tenants/ka/keys/2/retire", NULL), 200);

@@ -1224,9 +1224,9 @@ key_entry_of(ng_vault *vault, const char *slug, json_int_t epoch)
 static void
 test_key_export(void **state)
 {
-    uint8_t stored[NG_KEY_BYTES], priv[NG_KEY_BYTES], id1[NG_KEY_ID_BYTES], pub[NG_KEY_BYTES];
+    uint8_t stored[NG_KEY_BYTES], id1[NG_KEY_ID_BYTES], pub[NG_KEY_BYTES];
     char hex[65], *p;
-    ng_keypair k1, kp;
+    ng_keypair k1, kp, xkp;
     uint32_t epoch = 99;
     json_t *k, *j = NULL;
     size_t n;
@@ -1239,9 +1239,10 @@ test_key_export(void **state)
     assert_memory_equal(stored, k1.priv, NG_KEY_BYTES);
 
     /* What the vault had, handed over, and gone from the vault; the record keeps the public key. */
-    assert_int_equal(ng_tenant_key_export(g_v, "t", &epoch, priv), NG_OK);
+    assert_int_equal(ng_tenant_key_export(g_v, "t", &epoch, &xkp), NG_OK);
     assert_int_equal(epoch, 1);
-    assert_memory_equal(priv, stored, NG_KEY_BYTES);
+    assert_memory_equal(xkp.priv, stored, NG_KEY_BYTES);
+    assert_memory_equal(xkp.pub, k1.pub, NG_KEY_BYTES);
     expect_no_entry(g_v, "tenant/t/key/1");
     k = key_entry_of(g_v, "t", 1);
     assert_true(json_is_true(json_object_get(k, "held_by_backend")));
@@ -1251,10 +1252,10 @@ test_key_export(void **state)
 
     /* Once only: the gateway has nothing left to hand over, and says so without changing anything. */
     n = ng_vault_count(g_v);
-    memset(priv, 0xa5, sizeof priv);
-    assert_int_equal(ng_tenant_key_export(g_v, "t", &epoch, priv), NG_ERR_KEY_ELSEWHERE);
+    memset(&xkp, 0xa5, sizeof xkp);
+    assert_int_equal(ng_tenant_key_export(g_v, "t", &epoch, &xkp), NG_ERR_KEY_ELSEWHERE);
     assert_int_equal(epoch, 0);
-    assert_true(sodium_is_zero(priv, sizeof priv));
+    assert_true(sodium_is_zero((const unsigned char *)&xkp, sizeof xkp));
     assert_int_equal(ng_vault_count(g_v), n);
 
     /* The gateway's own uses of the key say where it is. */
@@ -1290,9 +1291,9 @@ test_key_export(void **state)
     assert_true(json_is_false(json_object_get(k, "held_by_backend")));
     json_decref(j);
     get_exact(g_v, "tenant/t/key/2", stored, sizeof stored);
-    assert_int_equal(ng_tenant_key_export(g_v, "t", &epoch, priv), NG_OK);
+    assert_int_equal(ng_tenant_key_export(g_v, "t", &epoch, &xkp), NG_OK);
     assert_int_equal(epoch, 2);
-    assert_memory_equal(priv, stored, NG_KEY_BYTES);
+    assert_memory_equal(xkp.priv, stored, NG_KEY_BYTES);
     expect_no_entry(g_v, "tenant/t/key/2");
 
     /* A held epoch retires like any other, but never the newest. */
@@ -1303,10 +1304,10 @@ test_key_export(void **state)
     assert_int_equal(int_field(json_array_get(json_object_get(j, "keys"), 0), "epoch"), 2);
     json_decref(j);
 
-    assert_int_equal(ng_tenant_key_export(g_v, "nobody", &epoch, priv), NG_ERR_NOT_FOUND);
-    assert_int_equal(ng_tenant_key_export(g_v, "No/body", &epoch, priv), NG_ERR_INVALID_ARG);
+    assert_int_equal(ng_tenant_key_export(g_v, "nobody", &epoch, &xkp), NG_ERR_NOT_FOUND);
+    assert_int_equal(ng_tenant_key_export(g_v, "No/body", &epoch, &xkp), NG_ERR_INVALID_ARG);
     sodium_memzero(stored, sizeof stored);
-    sodium_memzero(priv, sizeof priv);
+    ng_keypair_wipe(&xkp);
     ng_keypair_wipe(&k1);
 }
 
@@ -1314,7 +1315,8 @@ test_key_export(void **state)
 static void
 test_key_export_damage(void **state)
 {
-    uint8_t priv[NG_KEY_BYTES], other[NG_KEY_BYTES];
+    uint8_t other[NG_KEY_BYTES];
+    ng_keypair xkp;
     uint32_t epoch;
     json_t *k;
     size_t n;
@@ -1324,14 +1326,15 @@ test_key_export_damage(void **state)
     randombytes_buf(other, sizeof other);
     assert_int_equal(ng_vault_put(g_v, "tenant/t/key/1", other, sizeof other), NG_OK);
     n = ng_vault_count(g_v);
-    assert_int_equal(ng_tenant_key_export(g_v, "t", &epoch, priv), NG_ERR_CORRUPT);
-    assert_true(sodium_is_zero(priv, sizeof priv));
+    memset(&xkp, 0xa5, sizeof xkp);
+    assert_int_equal(ng_tenant_key_export(g_v, "t", &epoch, &xkp), NG_ERR_CORRUPT);
+    assert_true(sodium_is_zero((const unsigned char *)&xkp, sizeof xkp));
     expect_entry(g_v, "tenant/t/key/1");
     k = key_entry_of(g_v, "t", 1);
     assert_false(json_is_true(json_object_get(k, "held_by_backend")));
     json_decref(k);
     assert_int_equal(ng_vault_delete(g_v, "tenant/t/key/1"), NG_OK);
-    assert_int_equal(ng_tenant_key_export(g_v, "t", &epoch, priv), NG_ERR_CORRUPT);
+    assert_int_equal(ng_tenant_key_export(g_v, "t", &epoch, &xkp), NG_ERR_CORRUPT);
     assert_int_equal(ng_vault_count(g_v), n - 1);
     sodium_memzero(other, sizeof other);
 }
