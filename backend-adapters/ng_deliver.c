@@ -1086,8 +1086,8 @@ job_ok(const ng_deliver_job *job)
     static const char *const reserved[] = {"specversion", "id", "source", "type", "time", "subject", "datacontenttype"};
     size_t i, k;
 
-    if (job->url == NULL || job->source == NULL || job->source[0] == '\0' || job->type == NULL ||
-        job->type[0] == '\0' || !ng_webhook_id_ok(job->id))
+    if (job->source == NULL || job->source[0] == '\0' || job->type == NULL || job->type[0] == '\0' ||
+        !ng_webhook_id_ok(job->id))
         return 0;
     if (job->body == NULL && job->body_len > 0)
         return 0;
@@ -1198,7 +1198,7 @@ ng_deliver_submit(ng_deliver *d, const ng_deliver_job *job)
     struct job *j;
     int failed = 0, urc;
 
-    if (!job_ok(job) || format_time(ce_time, job->time_ms) != 0)
+    if (job->url == NULL || !job_ok(job) || format_time(ce_time, job->time_ms) != 0)
         return NG_ERR_INVALID_ARG;
     if (d->queued >= d->max_queued)
         return NG_ERR_TOO_LARGE;

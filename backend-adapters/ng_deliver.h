@@ -156,7 +156,8 @@ void ng_deliver_wakeup(ng_deliver *d) NG_NONNULL(1);
  * values percent-encoded), content-type and webhook-id; not the
  * timestamp and signature, which belong to each attempt
  * (ng_webhook_sign_all). emit returns nonzero to stop: NG_ERR_NOMEM.
- * NG_ERR_INVALID_ARG for a job ng_deliver_submit would refuse.
+ * NG_ERR_INVALID_ARG for a job ng_deliver_submit would refuse (its url aside,
+ * which only a webhook uses).
  */
 typedef int (*ng_deliver_emit)(void *ctx, const char *name, const char *value);
 

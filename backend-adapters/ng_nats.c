@@ -21,6 +21,7 @@
 #include <nats/nats.h>
 #include <sodium.h>
 
+#include "ng_stop.h"
 #include "ng_webhook.h"
 
 enum {
@@ -38,6 +39,7 @@ enum {
      * wait (30 s), as JetStream learns of lost interest only later.
      */
     UNBIND_GRACE_MS = 2000,
+    DELIVERY_THREADS = 4, /* libnats's pool for submissions: one tenant's slow store does not hold the others' */
     NAK_DEAD_MS = 200,
 };
 
@@ -50,7 +52,7 @@ struct job {
     uint8_t *body;
     size_t body_len;
     ng_deliver_keys keys;
-    struct timespec started;
+    uint64_t queued_ms, started_ms; /* monotonic */
     ng_deliver_result r;
 };
 
@@ -59,6 +61,7 @@ struct stream {
     char name[NG_NATS_NAME_MAX + 1], subjects[NG_NATS_NAME_MAX + 1];
     char actual[NG_NATS_NAME_MAX + 1]; /* the stream that takes the subjects: ours, or the operator's */
     int ensured;                       /* on this connection */
+    int complained;                    /* a failure to make it was logged; the connection thread's */
 };
 
 struct consumer {
@@ -84,8 +87,8 @@ struct conn {
     natsConnection *nc;
     jsCtx *js;
     pthread_t thread;
-    int started, was_connected;
-    int closed; /* libnats made its last callback (under n->lock) */
+    uint64_t upkeep_ms; /* monotonic: when its consumers are next looked at; the connection thread's */
+    int closed;         /* libnats made its last callback (under n->lock) */
     /* Under n->lock. */
     struct job *head, *tail;
     struct stream *streams;
@@ -204,22 +207,31 @@ keep_header(void *ctx, const char *name, const char *value)
     return j->names[j->nheaders - 1] == NULL || j->values[j->nheaders - 1] == NULL;
 }
 
-static uint64_t
-mono_ms(void)
+/* The monotonic clock, ms from now, for a wait on a condition made by cond_init. */
+static void
+deadline_in(struct timespec *ts, long ms)
 {
-    struct timespec now;
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (ms % 1000) * 1000000L;
+    ts->tv_sec += ts->tv_nsec / 1000000000L;
+    ts->tv_nsec %= 1000000000L;
 }
 
-static double
-elapsed_s(const struct timespec *since)
+/* A condition whose timed waits go by the monotonic clock, which a change of the time of day does not move. */
+static int
+cond_init(pthread_cond_t *c)
 {
-    struct timespec now;
+    pthread_condattr_t ca;
+    int rc;
 
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - since->tv_sec) + (double)(now.tv_nsec - since->tv_nsec) / 1e9;
+    if (pthread_condattr_init(&ca) != 0)
+        return -1;
+    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(c, &ca);
+    pthread_condattr_destroy(&ca);
+    return rc == 0 ? 0 : -1;
 }
 
 /* Under n->lock. */
@@ -238,7 +250,7 @@ static void
 finish(ng_nats *n, struct job *j, ng_deliver_outcome outcome, const char *fmt, const char *arg)
 {
     j->r.outcome = outcome;
-    j->r.seconds = elapsed_s(&j->started);
+    j->r.seconds = (double)(ng_stop_mono_ms() - j->started_ms) / 1000.0;
     snprintf(j->r.error, sizeof j->r.error, fmt, arg);
     ng_deliver_keys_wipe(&j->keys);
     pthread_mutex_lock(&n->lock);
@@ -408,7 +420,7 @@ ensure_stream(struct conn *c, struct stream *st)
     jsErrCode jerr = 0;
     const char *subjects[1] = {st->subjects};
     natsStatus s;
-    char detail[NG_NATS_NAME_MAX + 64];
+    char detail[2 * NG_NATS_NAME_MAX + 64];
 
     if (st->ensured)
         return 0;
@@ -419,17 +431,25 @@ ensure_stream(struct conn *c, struct stream *st)
     cfg.Storage = js_FileStorage;
     s = js_AddStream(&si, c->js, &cfg, NULL, &jerr);
     jsStreamInfo_Destroy(si);
-    if (s == NATS_OK || jerr == JSStreamNameExistErr) {
+    if (s == NATS_OK) {
         snprintf(st->actual, sizeof st->actual, "%s", st->name);
         st->ensured = 1;
+        st->complained = 0;
         return 0;
     }
-    if (jerr == JSStreamSubjectOverlapErr && stream_for(c, st->subjects, st->actual) == 0) {
+    /* Ours from before, or the operator's under any name; a stream of our name that takes other subjects is not. */
+    if ((jerr == JSStreamNameExistErr || jerr == JSStreamSubjectOverlapErr) &&
+        stream_for(c, st->subjects, st->actual) == 0) {
         st->ensured = 1;
+        st->complained = 0;
         return 0;
     }
-    snprintf(detail, sizeof detail, "stream %s: %s (%d)", st->name, natsStatus_GetText(s), (int)jerr);
-    log_event(c, "NATS stream not created", detail);
+    if (!st->complained) {
+        snprintf(detail, sizeof detail, "stream %s for %s: %s (%d)", st->name, st->subjects, natsStatus_GetText(s),
+                 (int)jerr);
+        log_event(c, "NATS stream not created", detail);
+        st->complained = 1;
+    }
     return -1;
 }
 
@@ -445,9 +465,18 @@ publish(struct conn *c, struct job *j)
     natsStatus s;
     size_t i;
 
-    clock_gettime(CLOCK_MONOTONIC, &j->started);
+    j->started_ms = ng_stop_mono_ms();
     if (!connected(c)) {
         finish(c->n, j, NG_DELIVER_RETRY, "%s", "NATS not connected");
+        return;
+    }
+    /*
+     * Publishes on a connection go one at a time: behind slow ones (a server
+     * that stopped acking), a job would outlive the deliverer's lease on it
+     * and be handed out again while still queued here.
+     */
+    if (j->started_ms - j->queued_ms > c->n->o.timeout_ms) {
+        finish(c->n, j, NG_DELIVER_RETRY, "%s", "waited too long behind slow publishes on this connection");
         return;
     }
     if (ensure_stream(c, (struct stream *)j->stream) != 0) {
@@ -662,10 +691,7 @@ conn_run(void *arg)
         while (!n->stopping && c->head == NULL && !c->rebind) {
             struct timespec ts;
 
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += (long)TICK_MS * 1000000L;
-            ts.tv_sec += ts.tv_nsec / 1000000000L;
-            ts.tv_nsec %= 1000000000L;
+            deadline_in(&ts, TICK_MS);
             if (pthread_cond_timedwait(&c->work, &n->lock, &ts) != 0)
                 break;
         }
@@ -684,8 +710,10 @@ conn_run(void *arg)
         pthread_mutex_unlock(&n->lock);
         if (j != NULL)
             publish(c, j);
-        if (c->js == NULL || !connected(c))
+        /* Each consumer costs a look (and, unbound, a JetStream request): not after every publish. */
+        if (c->js == NULL || !connected(c) || (!rebind && ng_stop_mono_ms() < c->upkeep_ms))
             continue;
+        c->upkeep_ms = ng_stop_mono_ms() + TICK_MS;
         /* Consumers not bound yet, or whose subscription a lost server took with it. */
         pthread_mutex_lock(&n->lock);
         k = c->consumers;
@@ -698,7 +726,7 @@ conn_run(void *arg)
             dead = k->dead;
             since = k->dead_at_ms;
             pthread_mutex_unlock(&k->lock);
-            if (dead && mono_ms() - since >= UNBIND_GRACE_MS)
+            if (dead && ng_stop_mono_ms() - since >= UNBIND_GRACE_MS)
                 unbind(k);
             else if (rebind && k->sub != NULL && !natsSubscription_IsValid(k->sub))
                 unbind(k);
@@ -723,13 +751,15 @@ conn_get(ng_nats *n, const char *url)
         return NULL;
     c->n = n;
     snprintf(c->url, sizeof c->url, "%s", url);
-    pthread_cond_init(&c->work, NULL);
+    if (cond_init(&c->work) != 0) {
+        free(c);
+        return NULL;
+    }
     if (pthread_create(&c->thread, NULL, conn_run, c) != 0) {
         pthread_cond_destroy(&c->work);
         free(c);
         return NULL;
     }
-    c->started = 1;
     c->next = n->conns;
     n->conns = c;
     return c;
@@ -771,6 +801,11 @@ ng_nats_new(ng_nats **out, const ng_nats_opts *o)
         n->o.timeout_ms = NG_NATS_DEFAULT_TIMEOUT_MS;
     if (n->o.max_queued == 0)
         n->o.max_queued = NG_DELIVER_DEFAULT_MAX_QUEUED;
+    /* libnats's default pool has one thread for every subscription of the process. */
+    if (nats_SetMessageDeliveryPoolSize(DELIVERY_THREADS) != NATS_OK) {
+        free(n);
+        return NG_ERR_NOMEM;
+    }
     pthread_mutex_init(&n->lock, NULL);
     *out = n;
     return NG_OK;
@@ -806,8 +841,7 @@ ng_nats_free(ng_nats *n)
 
             natsConnection_Close(c->nc);
             /* Its callbacks run on libnats's threads and use c: wait for the last one (5 s at most). */
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += 5;
+            deadline_in(&ts, 5000);
             pthread_mutex_lock(&n->lock);
             while (!c->closed && pthread_cond_timedwait(&c->work, &n->lock, &ts) == 0)
                 ;
@@ -849,26 +883,19 @@ ng_nats_free(ng_nats *n)
 ng_err
 ng_nats_publish(ng_nats *n, const ng_nats_stream *s, const char *subject, const ng_deliver_job *job)
 {
-    ng_deliver_job copy;
     struct job *j;
     struct conn *c;
     ng_err err;
 
-    /* libnats takes a length as an int. */
-    if (!stream_ok(s) || !ng_nats_subject_ok(subject) || job->id == NULL || job->body_len > INT_MAX)
-        return NG_ERR_INVALID_ARG;
-    if ((job->secret != NULL && job->secret_len > NG_WEBHOOK_SECRET_MAX) ||
-        (job->secret_prev != NULL && job->secret_prev_len > NG_WEBHOOK_SECRET_MAX))
+    /* libnats takes a length as an int; the job itself ng_deliver_headers checks. */
+    if (!stream_ok(s) || !ng_nats_subject_ok(subject) || job->body_len > INT_MAX)
         return NG_ERR_INVALID_ARG;
     if (n->pending >= n->o.max_queued)
         return NG_ERR_TOO_LARGE;
     j = calloc(1, sizeof *j);
     if (j == NULL)
         return NG_ERR_NOMEM;
-    copy = *job;
-    if (copy.url == NULL)
-        copy.url = s->url; /* a webhook's field, which the headers' contract asks for */
-    err = ng_deliver_headers(&copy, keep_header, j);
+    err = ng_deliver_headers(job, keep_header, j);
     if (err) {
         job_free(j);
         return err;
@@ -894,6 +921,7 @@ ng_nats_publish(ng_nats *n, const ng_nats_stream *s, const char *subject, const 
         job_free(j);
         return NG_ERR_NOMEM;
     }
+    j->queued_ms = ng_stop_mono_ms();
     if (c->tail != NULL)
         c->tail->next = j;
     else
@@ -1010,15 +1038,23 @@ ng_nats_unconsume(ng_nats *n, const char *durable)
     if (k != NULL) {
         pthread_mutex_lock(&k->lock);
         k->dead = 1;
-        k->dead_at_ms = mono_ms();
-        /* The connection thread unsubscribes it; no callback reaches the owner after this. */
-        while (k->running > 0)
-            pthread_cond_wait(&k->idle, &k->lock);
+        k->dead_at_ms = ng_stop_mono_ms();
         pthread_mutex_unlock(&k->lock);
         k->conn->rebind = 1;
         pthread_cond_signal(&k->conn->work);
     }
     pthread_mutex_unlock(&n->lock);
+    if (k == NULL)
+        return;
+    /*
+     * The connection thread unsubscribes it; no callback reaches the owner
+     * after this. Waited for without n->lock, which publishes and libnats's
+     * callbacks need meanwhile; k lives until ng_nats_free.
+     */
+    pthread_mutex_lock(&k->lock);
+    while (k->running > 0)
+        pthread_cond_wait(&k->idle, &k->lock);
+    pthread_mutex_unlock(&k->lock);
 }
 
 void

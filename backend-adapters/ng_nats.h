@@ -35,7 +35,8 @@
  *
  * THREAD SAFETY: one thread at a time calls ng_nats_publish, ng_nats_collect,
  * ng_nats_pending, ng_nats_consume and ng_nats_unconsume (the deliverer's).
- * Submit callbacks run on libnats's delivery threads, several at once.
+ * Submit callbacks run on libnats's delivery threads, up to four at once
+ * (one consumer's in order, on one of them).
  */
 #ifndef NG_NATS_H
 #define NG_NATS_H

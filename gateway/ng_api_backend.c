@@ -102,8 +102,7 @@ parse(struct job *j, ng_response *res)
 
     if (ng_submit_is_binary(header_of, (void *)j->req)) {
         e = ng_submit_parse_binary(&j->sub, header_of, (void *)j->req, j->req->body, j->req->body_len, err, sizeof err);
-    } else if (ct != NULL &&
-               (strncasecmp(ct, "application/json", 16) != 0 || (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' '))) {
+    } else if (ct != NULL && !ng_request_type_is(j->req, "application/json")) {
         refuse(j, res, 415, "unsupported_media_type",
                "expected application/json, or CloudEvents binary mode (ce-specversion)");
         return -1;
@@ -114,8 +113,12 @@ parse(struct job *j, ng_response *res)
         refuse(j, res, 413, "batch_too_large", err);
         return -1;
     }
+    if (e == NG_ERR_NOMEM) { /* the request may be fine: a 5xx tells the bus to send it again */
+        refuse(j, res, 500, "internal", "out of memory");
+        return -1;
+    }
     if (e) {
-        refuse(j, res, 400, e == NG_ERR_NOMEM ? "internal" : "bad_request", e == NG_ERR_NOMEM ? "out of memory" : err);
+        refuse(j, res, 400, "bad_request", err);
         return -1;
     }
     return 0;
@@ -434,7 +437,7 @@ store(struct job *j, ng_response *res, const uint8_t *answer, size_t answer_len,
 
     *done = 0;
     memset(&s, 0, sizeof s);
-    s.request = j->request;
+    s.request = j->req->redelivered_until_stored ? NULL : j->request;
     s.request_expires_ms = j->now + 2000u * (uint64_t)cfg->webhooks.tolerance_s;
     if (j->has_idem) {
         s.idem = j->idem;

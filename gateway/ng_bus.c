@@ -38,7 +38,13 @@ void
 ng_bus_stream(const ng_dir_tenant *t, const ng_dir_backend *b, ng_nats_stream *out, char name[NG_BUS_NAME_BYTES],
               char subjects[NG_BUS_NAME_BYTES])
 {
-    snprintf(name, NG_BUS_NAME_BYTES, "noisegate-%s", t->slug);
+    char *dot;
+
+    (void)t;
+    /* Named after the prefix (the default's "noisegate-<tenant>"): one stream per prefix, however many a tenant has. */
+    snprintf(name, NG_BUS_NAME_BYTES, "%s", b->subject);
+    for (dot = strchr(name, '.'); dot != NULL; dot = strchr(dot, '.'))
+        *dot = '-';
     snprintf(subjects, NG_BUS_NAME_BYTES, "%s.>", b->subject);
     out->url = b->url;
     out->name = name;
@@ -75,16 +81,13 @@ submit(void *ctx, const ng_nats_msg *m, int64_t *retry_ms)
     ng_gateway *g = r->bus->g;
     const char *params[2] = {r->slug, NULL};
     char request_id[NG_SERVER_REQUEST_ID_BYTES], status[8], code[64], deliveries[24];
-    uint8_t raw[16];
     ng_request req;
     ng_response res;
     ng_nats_verdict v;
-    int i;
 
     memset(&req, 0, sizeof req);
     memset(&res, 0, sizeof res);
-    randombytes_buf(raw, sizeof raw);
-    sodium_bin2hex(request_id, sizeof request_id, raw, sizeof raw);
+    ng_request_id_new(request_id);
     req.method = "POST";
     req.path = "nats";
     req.request_id = request_id;
@@ -94,8 +97,13 @@ submit(void *ctx, const ng_nats_msg *m, int64_t *retry_ms)
     req.header = header_of;
     req.header_ctx = m;
     req.signed_at_ms = (uint64_t)ng_nats_msg_stored_ms(m);
+    req.redelivered_until_stored = 1;
     res.status = 500;
-    ng_api_messages(g, &req, &res, params);
+    /* The limit an HTTP request meets before it is read (ng_gateway's dispatch), before its signature is checked. */
+    if (req.body_len > (size_t)ng_gateway_config(g)->listen.max_body)
+        ng_response_error(&res, 413, "too_large", "request body over the configured limit (listen.max_body)");
+    else
+        ng_api_messages(g, &req, &res, params);
     if (res.status >= 200 && res.status < 300) {
         v = NG_NATS_ACK;
     } else if (res.status >= 500 || res.status == 429) {
@@ -121,9 +129,7 @@ submit(void *ctx, const ng_nats_msg *m, int64_t *retry_ms)
                                                         : "retried",
                                     NULL},
                    1);
-    free(res.body);
-    for (i = 0; i < res.headers; i++)
-        free(res.header_value[i]);
+    ng_response_free(&res);
     return v;
 }
 

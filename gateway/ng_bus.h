@@ -3,8 +3,9 @@
  *
  * Names. A backend with subject prefix P (by default "noisegate.<tenant>")
  * gets its messages on P.deliver and hands in its own on P.submit, both in
- * the stream "noisegate-<tenant>" (subjects "P.>") unless the operator made
- * one that takes them. Its durable consumer is "noisegate-<tenant>-<id>".
+ * the stream named P with '-' for '.' ("noisegate-<tenant>" by default;
+ * subjects "P.>") unless the operator made one that takes them. Its
+ * durable consumer is "noisegate-<tenant>-<id>".
  *
  * Submit. A message on P.submit is what a POST /v1/tenants/T/messages
  * would carry (the same body and content type, signed the same way, with

@@ -44,7 +44,10 @@ ng_request_type_is(const ng_request *req, const char *type)
     const char *ct = ng_request_header(req, "Content-Type");
     size_t n = strlen(type);
 
-    return ct != NULL && strncasecmp(ct, type, n) == 0 && (ct[n] == '\0' || ct[n] == ';');
+    if (ct == NULL || strncasecmp(ct, type, n) != 0)
+        return 0;
+    ct += n + strspn(ct + n, " \t"); /* RFC 9110: optional white space before the parameters */
+    return *ct == '\0' || *ct == ';';
 }
 
 const char *
@@ -123,11 +126,22 @@ ng_response_header(ng_response *res, const char *name, const char *value)
         res->headers++;
 }
 
-static void
-response_free(ng_response *res)
+void
+ng_request_id_new(char id[NG_SERVER_REQUEST_ID_BYTES])
+{
+    uint8_t raw[(NG_SERVER_REQUEST_ID_BYTES - 1) / 2];
+
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2hex(id, NG_SERVER_REQUEST_ID_BYTES, raw, sizeof raw);
+}
+
+void
+ng_response_free(ng_response *res)
 {
     int i;
 
+    if (res->body != NULL)
+        sodium_memzero(res->body, res->len);
     free(res->body);
     for (i = 0; i < res->headers; i++)
         free(res->header_value[i]);
@@ -160,7 +174,7 @@ respond(struct ng_server *s, struct MHD_Connection *conn, const struct pending *
 
     w = malloc(sizeof *w);
     if (w == NULL) {
-        response_free(res);
+        ng_response_free(res);
         return MHD_NO;
     }
     w->p = res->body;
@@ -168,7 +182,7 @@ respond(struct ng_server *s, struct MHD_Connection *conn, const struct pending *
     r = MHD_create_response_from_buffer_with_free_callback_cls(res->len, res->body, wipe_free, w);
     if (r == NULL) {
         free(w);
-        response_free(res);
+        ng_response_free(res);
         return MHD_NO;
     }
     res->body = NULL; /* libmicrohttpd owns it now */
@@ -181,7 +195,7 @@ respond(struct ng_server *s, struct MHD_Connection *conn, const struct pending *
         MHD_add_response_header(r, res->header_name[i], res->header_value[i]);
     rc = MHD_queue_response(conn, (unsigned)res->status, r);
     MHD_destroy_response(r);
-    response_free(res);
+    ng_response_free(res);
     return rc;
 }
 
@@ -193,7 +207,6 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     struct pending *p = *state;
     ng_response res;
     ng_request req;
-    uint8_t raw[16];
 
     (void)version;
     if (p == NULL) {
@@ -203,8 +216,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         if (p == NULL)
             return MHD_NO;
         atomic_fetch_add(&s->requests, 1);
-        randombytes_buf(raw, sizeof raw);
-        sodium_bin2hex(p->id, sizeof p->id, raw, sizeof raw);
+        ng_request_id_new(p->id);
         /* A declared length over the limit is refused before a byte of it is read. */
         if (cl != NULL && strtoull(cl, NULL, 10) > s->o.max_body)
             p->too_large = 1;

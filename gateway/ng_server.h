@@ -38,6 +38,9 @@ typedef struct ng_request {
     const char *(*header)(const void *ctx, const char *name);
     const void *header_ctx;
     uint64_t signed_at_ms;
+    /* Sent again as it was until stored (a bus redelivers), always with an Idempotency-Key: its webhook-id is not
+       marked seen, or a redelivery after a failed store would be refused as a replay and lost. */
+    int redelivered_until_stored;
 } ng_request;
 
 typedef struct ng_response {
@@ -90,6 +93,10 @@ int ng_server_port(const ng_server *s);
 const char *ng_request_header(const ng_request *req, const char *name);
 /* 1 if the request's Content-Type is type (case aside), alone or before ";" and parameters. */
 int ng_request_type_is(const ng_request *req, const char *type);
+/* A fresh request id: 32 random hex characters, for the logs and x-request-id. */
+void ng_request_id_new(char id[NG_SERVER_REQUEST_ID_BYTES]);
+/* Frees what an answer holds, its body wiped first (answers may carry secrets), and clears it. */
+void ng_response_free(ng_response *res);
 /*
  * "Authorization: Bearer <2 * len hex characters>" decoded into out: 0, or
  * -1 (out zeroed) if the header is missing or not of that form. The caller

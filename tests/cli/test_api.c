@@ -703,6 +703,7 @@ test_bad_input(void **state)
         POST_MSG(.body = dump(json_pack("{s:s, s:s, s:s}", "recipient", "bob", "body", "x", "body_base64", "eA=="))),
         400, "bad_request");
     EXPECT_REPLY(POST_MSG(.body = note("x"), .content_type = "text/plain"), 415, "unsupported_media_type");
+    EXPECT_REPLY(POST_MSG(.body = note("x"), .content_type = "application/jsonx"), 415, "unsupported_media_type");
     EXPECT_REPLY(
         POST_MSG(.body = dump(json_pack("{s:s, s:s, s:i}", "recipient", "bob", "body", "x", "ttl", MAX_TTL_S + 1))),
         400, "bad_ttl");

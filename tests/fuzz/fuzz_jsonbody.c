@@ -342,7 +342,7 @@ run(int r, const uint8_t *data, size_t len, int too_large)
     ng_request req;
     ng_response res;
     json_t *doc = (json_t *)&before, *mdoc;
-    int rc, verdict, i;
+    int rc, verdict;
 
     CHECK(body != NULL);
     if (len > 0)
@@ -375,9 +375,7 @@ run(int r, const uint8_t *data, size_t len, int too_large)
     }
     json_decref(doc);
     json_decref(mdoc);
-    free(res.body);
-    for (i = 0; i < res.headers; i++)
-        free(res.header_value[i]);
+    ng_response_free(&res);
     free(body);
     return verdict;
 }

@@ -614,6 +614,48 @@ test_publish_dedupe(void **state)
 }
 
 /*
+ * The server stops answering but the connection stays up (stopped with
+ * SIGSTOP): publishes go one at a time, each waits out its timeout, and
+ * those queued behind are handed back at once rather than after their
+ * turn, so no job outlives the deliverer's lease on it (twice the timeout).
+ */
+static void
+test_publish_stalled(void **state)
+{
+    ng_nats_stream st = stream_of("NG_STALL", "ng.stall.>");
+    ng_deliver_job job = job_base("msg_stall_0");
+    struct results rs = {.n = 0};
+    char ids[6][16];
+    size_t i, timed_out = 0, waited = 0;
+    int64_t start;
+    ng_nats *n;
+
+    (void)state;
+    n = nats_new(400, 0);
+    assert_int_equal(publish_one(n, &st, "ng.stall.a", &job, 5000).outcome, NG_DELIVER_ACKED);
+    assert_int_equal(kill(srv.pid, SIGSTOP), 0);
+    start = mono_ms();
+    for (i = 0; i < 6; i++) {
+        snprintf(ids[i], sizeof ids[i], "msg_stall_%zu", i + 1);
+        job.id = ids[i];
+        assert_int_equal(ng_nats_publish(n, &st, "ng.stall.a", &job), NG_OK);
+    }
+    assert_int_equal(collect(n, &rs, 6, 10000), 6);
+    assert_int_equal(kill(srv.pid, SIGCONT), 0);
+    for (i = 0; i < rs.n; i++) {
+        assert_int_equal(rs.r[i].outcome, NG_DELIVER_RETRY);
+        assert_true(rs.r[i].seconds < 0.8);
+        timed_out += strcmp(rs.r[i].error, "no ack from JetStream in time") == 0;
+        waited += strcmp(rs.r[i].error, "waited too long behind slow publishes on this connection") == 0;
+    }
+    assert_int_equal(timed_out + waited, 6);
+    assert_true(waited >= 3);
+    /* Six in turn would take 2.4 s. */
+    assert_true(mono_ms() - start < 2000);
+    nats_free(n);
+}
+
+/*
  * The server goes away: publishes fail at once, not after the timeout.
  * It comes back on the same port and store: publishes succeed again, and
  * what was stored before is still there.
@@ -894,6 +936,32 @@ test_operator_stream_other_name(void **state)
     assert_int_equal(seen_wait(s, "ack-ops", 1, 5000), 1);
     assert_int_equal(stream_msgs(p, "OPERATOR_OPS"), 2);
     assert_int_equal(stream_msgs(p, "NG_OPS_MINE"), -1);
+    probe_close(p);
+    nats_free(n);
+}
+
+/*
+ * A stream of the configured name that takes other subjects (a second
+ * prefix given that name, or the operator's) is not used: the publish is
+ * not acked, rather than acked by a stream that never holds the message.
+ */
+static void
+test_stream_name_other_subjects(void **state)
+{
+    ng_nats_stream st = stream_of("NG_TAKEN", "ng.taken.>");
+    ng_deliver_job job = job_base("msg_taken_1");
+    ng_deliver_result r;
+    struct probe *p;
+    ng_nats *n;
+
+    (void)state;
+    operator_stream("NG_TAKEN", "ng.elsewhere.>");
+    n = nats_new(0, 0);
+    r = publish_one(n, &st, "ng.taken.alice.out", &job, 5000);
+    assert_int_equal(r.outcome, NG_DELIVER_RETRY);
+    assert_string_equal(r.error, "NATS stream not available");
+    p = probe_open();
+    assert_int_equal(stream_msgs(p, "NG_TAKEN"), 0);
     probe_close(p);
     nats_free(n);
 }
@@ -1273,6 +1341,8 @@ main(void)
         cmocka_unit_test_teardown(test_publish_url_unused, teardown),
         cmocka_unit_test_teardown(test_operator_stream_same_name, teardown),
         cmocka_unit_test_teardown(test_operator_stream_other_name, teardown),
+        cmocka_unit_test_teardown(test_stream_name_other_subjects, teardown),
+        cmocka_unit_test_teardown(test_publish_stalled, teardown),
         cmocka_unit_test_teardown(test_publish_dedupe, teardown),
         cmocka_unit_test_teardown(test_consume_verdicts, teardown),
         cmocka_unit_test_teardown(test_unconsume_consume_prompt, teardown),
