@@ -147,7 +147,7 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(ENV_SRC) $(wildcard envelope/*.h tests/
 
 # fuzz_submit also needs the request parser from gateway/ and jansson (an
 # explicit rule, so it wins over the pattern rule above).
-FUZZ_SUBMIT_SRC := gateway/ng_submit.c gateway/ng_b64.c gateway/ng_jsonload.c
+FUZZ_SUBMIT_SRC := gateway/ng_submit.c gateway/ng_b64.c gateway/ng_jsonload.c gateway/ng_utf8.c
 build/fuzz/fuzz_submit: tests/fuzz/fuzz_submit.c $(FUZZ_SUBMIT_SRC) gateway/ng_submit.h gateway/ng_jsonload.h $(ENV_SRC) \
                         $(wildcard envelope/*.h tests/fuzz/*.h)
 	@mkdir -p $(@D)

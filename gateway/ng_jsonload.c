@@ -27,6 +27,8 @@
 
 #include <sodium.h>
 
+#include "ng_utf8.h"
+
 enum {
     INT_TEXT_MAX = 20,   /* "-9223372036854775808" */
     NUM_STACK_BYTES = 64 /* a real's text longer than this is copied to the heap for strtod */
@@ -40,6 +42,27 @@ struct parser {
 };
 
 static json_t *value(struct parser *ps);
+
+/* Scratch memory from jansson's allocator, as the values are: one that fails (or wipes) does so for both. */
+static void *
+scratch_alloc(size_t n)
+{
+    json_malloc_t m;
+    json_free_t f;
+
+    json_get_alloc_funcs(&m, &f);
+    return m(n);
+}
+
+static void
+scratch_release(void *p)
+{
+    json_malloc_t m;
+    json_free_t f;
+
+    json_get_alloc_funcs(&m, &f);
+    f(p);
+}
 
 static json_t *
 fail(struct parser *ps, ng_jsonload_why why, const uint8_t *at)
@@ -61,28 +84,8 @@ static size_t
 utf8_len(const uint8_t *p, const uint8_t *end)
 {
     uint32_t cp;
-    size_t n, i;
 
-    if (*p < 0x80)
-        return 1;
-    if (*p >= 0xc2 && *p <= 0xdf)
-        n = 2, cp = *p & 0x1f;
-    else if (*p >= 0xe0 && *p <= 0xef)
-        n = 3, cp = *p & 0x0f;
-    else if (*p >= 0xf0 && *p <= 0xf4)
-        n = 4, cp = *p & 0x07;
-    else
-        return 0;
-    if ((size_t)(end - p) < n)
-        return 0;
-    for (i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000))
-        return 0;
-    return n;
+    return ng_utf8_decode(p, (size_t)(end - p), &cp);
 }
 
 static int
@@ -241,8 +244,8 @@ decode(uint8_t *out, const uint8_t *raw, size_t raw_len)
 
 /*
  * The string at ps->p, in *s and *len: the input itself when it has no
- * escapes, else a decoded copy in *scratch (malloc'd; the caller wipes and
- * frees it).
+ * escapes, else a decoded copy in *scratch (scratch_alloc'd; the caller
+ * gives it to scratch_free).
  */
 static int
 string(struct parser *ps, const uint8_t **s, size_t *len, uint8_t **scratch)
@@ -259,7 +262,7 @@ string(struct parser *ps, const uint8_t **s, size_t *len, uint8_t **scratch)
         return 0;
     }
     /* Decoding never lengthens: \uXXXX is 6 bytes for at most 3, a pair 12 for 4. */
-    *scratch = malloc(raw_len);
+    *scratch = scratch_alloc(raw_len);
     if (*scratch == NULL)
         return fail(ps, NG_JSONLOAD_NOMEM, ps->p), -1;
     *len = decode(*scratch, raw, raw_len);
@@ -272,7 +275,7 @@ scratch_free(uint8_t *scratch, size_t len)
 {
     if (scratch != NULL) {
         sodium_memzero(scratch, len);
-        free(scratch);
+        scratch_release(scratch);
     }
 }
 
@@ -344,14 +347,14 @@ number(struct parser *ps)
     } else {
         double d;
 
-        if (len >= sizeof stack && (text = malloc(len + 1)) == NULL)
+        if (len >= sizeof stack && (text = scratch_alloc(len + 1)) == NULL)
             return fail(ps, NG_JSONLOAD_NOMEM, p);
         memcpy(text, start, len);
         text[len] = '\0';
         errno = 0;
         d = strtod(text, NULL);
         if (text != stack)
-            free(text);
+            scratch_release(text);
         if (errno == ERANGE && (d == HUGE_VAL || d == -HUGE_VAL))
             return fail(ps, NG_JSONLOAD_NUMBER_RANGE, p);
         v = json_real(d);

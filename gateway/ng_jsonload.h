@@ -37,7 +37,10 @@ typedef enum ng_jsonload_why {
     NG_JSONLOAD_NOMEM,
 } ng_jsonload_why;
 
-/* Where a document failed: lines from 1, columns in characters from 1, as jansson counts them. */
+/*
+ * Where a document failed, as jansson counts: lines from 1; the column is
+ * the characters read on that line up to the failure (0 before any).
+ */
 typedef struct ng_jsonload_error {
     ng_jsonload_why why;
     int line;
@@ -48,7 +51,7 @@ typedef struct ng_jsonload_error {
  * buf[0..len) must be one JSON object or array, with only whitespace around
  * it. On success *out holds a new reference. On failure *out is NULL, *e
  * (if not NULL) says why and where, and the result is NG_ERR_NOMEM or
- * NG_ERR_PARSE.
+ * NG_ERR_PARSE; NG_ERR_INVALID_ARG for a NULL buf with len > 0.
  */
 NG_MUST_CHECK ng_err ng_jsonload(const uint8_t *buf, size_t len, json_t **out, ng_jsonload_error *e);
 

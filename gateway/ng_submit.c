@@ -30,6 +30,7 @@
 
 #include "ng_b64.h"
 #include "ng_jsonload.h"
+#include "ng_utf8.h"
 
 #define TTL_MAX             2147483648LL /* 2^31 seconds */
 #define DEFAULT_TEXT_TYPE   "text/plain; charset=utf-8"
@@ -113,49 +114,14 @@ nomem(const struct ctx *c)
     return fail(c, NG_ERR_NOMEM, NULL, "out of memory");
 }
 
-/*
- * One code point of strict UTF-8 at s[*i] (no overlong forms, no surrogates,
- * nothing past U+10FFFF); 0 if the bytes there are not one.
- */
+/* One code point of strict UTF-8 at s[*i] (ng_utf8_decode), and past it; 0 if the bytes there are not one. */
 static int
 utf8_next(const unsigned char *s, size_t n, size_t *i, uint32_t *cp)
 {
-    unsigned char c = s[*i];
-    uint32_t v, min;
-    size_t len, k;
+    size_t len = ng_utf8_decode(s + *i, n - *i, cp);
 
-    if (c < 0x80) {
-        *cp = c;
-        *i += 1;
-        return 1;
-    }
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-        v = c & 0x1fu;
-        min = 0x80;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        v = c & 0x0fu;
-        min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        v = c & 0x07u;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n - *i < len)
-        return 0;
-    for (k = 1; k < len; k++) {
-        if ((s[*i + k] & 0xc0) != 0x80)
-            return 0;
-        v = (v << 6) | (s[*i + k] & 0x3fu);
-    }
-    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-        return 0;
-    *cp = v;
     *i += len;
-    return 1;
+    return len != 0;
 }
 
 static int
@@ -571,9 +537,12 @@ json_failure(const struct ctx *c, const ng_jsonload_error *e)
         [NG_JSONLOAD_TOO_DEEP] = "JSON nested too deeply",
     };
 
+    const char *why = (size_t)e->why < sizeof what / sizeof what[0] ? what[e->why] : NULL;
+
     if (e->why == NG_JSONLOAD_NOMEM)
         return nomem(c);
-    return fail(c, NG_ERR_PARSE, NULL, "%s at line %d, column %d", what[e->why], e->line, e->column);
+    return fail(c, NG_ERR_PARSE, NULL, "%s at line %d, column %d", why != NULL ? why : "invalid JSON", e->line,
+                e->column);
 }
 
 /* The message objects of root: root itself, or the items of "messages". Sets *count and *list. */

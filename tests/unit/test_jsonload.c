@@ -718,7 +718,9 @@ static void
 test_nomem(void **state)
 {
     static const uint8_t doc[] =
-        "{\"a\":[1,2.5,\"x\\n\",\"plain\",true,null,{}],\"b\\u00e9\":{\"c\":\"\\u0000\",\"d\":[[]]},\"e\":-3}";
+        "{\"a\":[1,2.5,\"x\\n\",\"plain\",true,null,{}],\"b\\u00e9\":{\"c\":\"\\u0000\",\"d\":[[]]},\"e\":-3,"
+        /* a real too long for the stack: its copy is allocated too */
+        "\"f\":0.125000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000}";
     ng_jsonload_error e;
     json_t *v, *ref;
     char *a, *b;
