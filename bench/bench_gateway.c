@@ -115,6 +115,9 @@ median(const double *v, size_t n)
 
 /* a and b run; c is only configured (carol's gateway, which never polls a's outbox). */
 static struct bench_gw gw_a = {.name = "a"}, gw_b = {.name = "b"}, gw_c = {.name = "c"};
+/* The CPUs this process may use (a container's cpuset need not start at 0), and the first of them. */
+static cpu_set_t allowed;
+static int first_cpu;
 
 /* ---- the sink: bob's backend, noting when each webhook-id arrives ---- */
 
@@ -604,34 +607,28 @@ pin_tasks(pid_t pid, const cpu_set_t *set)
     while ((d = readdir(dir)) != NULL) {
         long tid = strtol(d->d_name, NULL, 10);
 
-        if (tid > 0 && sched_setaffinity((pid_t)tid, sizeof *set, set) != 0)
+        /* A thread may end between the listing and the call. */
+        if (tid > 0 && sched_setaffinity((pid_t)tid, sizeof *set, set) != 0 && errno != ESRCH)
             bench_die("sched_setaffinity failed");
     }
     closedir(dir);
 }
 
-/* pinned: gateway a on CPU 0, the rest on CPUs 1..cores-1; else everything on every CPU. */
+/* pinned: gateway a on the first allowed CPU, the rest on the others; else everything on every allowed CPU. */
 static void
-pin_gateway_a(int pinned, long cores)
+pin_gateway_a(int pinned)
 {
-    cpu_set_t one, rest, all;
+    cpu_set_t one, rest = allowed;
     pid_t others[] = {bench_redis_pid(&gw_a), gw_b.pid, bench_redis_pid(&gw_b), getpid()};
     size_t i;
-    long c;
 
     CPU_ZERO(&one);
-    CPU_ZERO(&rest);
-    CPU_ZERO(&all);
-    CPU_SET(0, &one);
-    for (c = 0; c < cores && c < CPU_SETSIZE; c++) {
-        CPU_SET((int)c, &all);
-        if (c > 0)
-            CPU_SET((int)c, &rest);
-    }
-    pin_tasks(gw_a.pid, pinned ? &one : &all);
+    CPU_SET(first_cpu, &one);
+    CPU_CLR(first_cpu, &rest);
+    pin_tasks(gw_a.pid, pinned ? &one : &allowed);
     for (i = 0; i < sizeof others / sizeof others[0]; i++)
         if (others[i] > 0)
-            pin_tasks(others[i], pinned ? &rest : &all);
+            pin_tasks(others[i], pinned ? &rest : &allowed);
 }
 
 /* ---- end to end ---- */
@@ -723,8 +720,8 @@ main(void)
     struct bench_secret alice_key;
     uint8_t run_id[6];
     size_t si;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    unsigned threads = cores > 0 ? (unsigned)(cores < MAX_THREADS ? cores : MAX_THREADS) : 1;
+    long cores;
+    unsigned threads;
     struct figures fig[N_SIZES];
     struct procs cpu_accept[N_SIZES], cpu_pinned[N_SIZES], cpu_e2e[N_SIZES];
     struct MHD_Daemon *trivial;
@@ -740,6 +737,12 @@ main(void)
     uint64_t t_whole;
 
     bench_init("bench_gateway", START_TIMEOUT_MS, STOP_TIMEOUT_MS);
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 1)
+        bench_die("sched_getaffinity failed");
+    for (first_cpu = 0; !CPU_ISSET(first_cpu, &allowed); first_cpu++)
+        ;
+    cores = CPU_COUNT(&allowed);
+    threads = (unsigned)(cores < MAX_THREADS ? cores : MAX_THREADS);
     bench_begin("make bench-gateway", "ngbench");
     randombytes_buf(run_id, sizeof run_id);
     {
@@ -864,12 +867,12 @@ main(void)
 
             /* Accepted again, gateway a given CPU 0 alone (pin_gateway_a). */
             if (cores > 1) {
-                pin_gateway_a(1, cores);
+                pin_gateway_a(1);
                 procs_sample(&cpu_pinned[si], before);
                 t_before = bench_now_ns();
                 load_run(&l);
                 procs_add(&cpu_pinned[si], before, t_before, (double)l.ok);
-                pin_gateway_a(0, cores);
+                pin_gateway_a(0);
                 f->accepted1[rep] = (double)l.ok / l.elapsed;
                 f->p50_1[rep] = quantile(l.lat_ms, l.nlat, 0.50);
                 f->p99_1[rep] = quantile(l.lat_ms, l.nlat, 0.99);
@@ -887,7 +890,7 @@ main(void)
             sp.body_len = sizes[si];
             sp.ttl_ms = 86400000u;
             sp.cache = cache;
-            f->seal1[rep] = seal_rate(&sp, 1, cores > 1 ? 0 : -1);
+            f->seal1[rep] = seal_rate(&sp, 1, cores > 1 ? first_cpu : -1);
             f->sealn[rep] = seal_rate(&sp, threads, -1);
 
             /*
