@@ -458,13 +458,24 @@ verify_tenant(ng_vault *v, const char *slug, json_t *problems)
         want = json_string_value(json_object_get(k, "public"));
         /* End-to-end: the backend holds this epoch's private key, the vault only its public one. */
         if (json_is_true(json_object_get(k, "held_by_backend"))) {
-            uint8_t pub[NG_KEY_BYTES];
+            uint8_t pub[NG_KEY_BYTES], priv[NG_KEY_BYTES];
+            char name[128];
+            size_t len;
 
             if (want == NULL || ng_hex_decode(pub, sizeof pub, want, strlen(want)) != NG_OK ||
                 ng_key_public_ok(pub) != NG_OK)
                 json_array_append_new(
                     problems, json_sprintf("tenant %s: public key of epoch %d (held by its backend) is not valid", slug,
                                            (int)epoch));
+            /* A copy left behind would give the gateway what end-to-end mode promises it does not have. */
+            snprintf(name, sizeof name, "tenant/%s/key/%d", slug, (int)epoch);
+            err = ng_vault_get(v, name, priv, sizeof priv, &len);
+            sodium_memzero(priv, sizeof priv);
+            if (err == NG_OK || err == NG_ERR_BUFFER_TOO_SMALL)
+                json_array_append_new(
+                    problems, json_sprintf("tenant %s: the vault still has a private key for epoch %d, which only its "
+                                           "backend should hold",
+                                           slug, (int)epoch));
             continue;
         }
         err = ng_tenant_keypair(v, slug, (uint32_t)epoch, &kp);

@@ -1294,6 +1294,78 @@ pad_vault(const gw *g, size_t n)
     sodium_memzero(key, sizeof key);
 }
 
+struct planted {
+    const char *name;
+    uint8_t value[NG_KEY_BYTES];
+};
+
+static ng_err
+plant(ng_vault *v, void *ctx)
+{
+    const struct planted *p = ctx;
+
+    return ng_vault_put(v, p->name, p->value, sizeof p->value);
+}
+
+/* Writes one entry into g's vault through the library, as damage or a stray copy would. */
+static void
+plant_entry(const gw *g, const char *name)
+{
+    struct planted p = {.name = name};
+    uint8_t key[KEY_BYTES];
+    ng_vault_secret s;
+    blob *k = slurp(g->key);
+    size_t got;
+
+    assert_non_null(k);
+    assert_int_equal(
+        sodium_base642bin(key, sizeof key, text_of(k), k->len, "\n", &got, NULL, sodium_base64_VARIANT_ORIGINAL), 0);
+    memset(&s, 0, sizeof s);
+    s.data = key;
+    s.len = sizeof key;
+    randombytes_buf(p.value, sizeof p.value);
+    lib_close();
+    assert_int_equal(ng_vault_store_file(&lib_store, g->vault), NG_OK);
+    assert_int_equal(ng_vault_update(lib_store, &s, plant, &p), NG_OK);
+    lib_close();
+    sodium_memzero(key, sizeof key);
+    sodium_memzero(p.value, sizeof p.value);
+}
+
+/*
+ * vault verify names the tenant keys that are not what the record says: a
+ * private key left in the vault for an epoch its backend holds (end-to-end
+ * mode would be a promise the vault breaks), and one that is another key.
+ */
+static void
+test_verify_keys(void **state)
+{
+    result r;
+    gw g;
+
+    (void)state;
+    gw_init(&g, "V", "");
+    vault_init(&g);
+    tenant_create(&g, "held", NULL);
+    tenant_create(&g, "other", NULL);
+    EXPECT_EXIT(G(&g, "key", "export", "held"), EXIT_OK);
+    r = G(&g, "vault", "verify");
+    EXPECT_EXIT(r, EXIT_OK);
+    EXPECT_STDOUT(r, "ok");
+
+    plant_entry(&g, "tenant/held/key/1");
+    r = G(&g, "vault", "verify");
+    EXPECT_EXIT(r, EXIT_FAILED);
+    EXPECT_STDOUT(r, "PROBLEMS");
+    EXPECT_STDERR(r, "tenant held: the vault still has a private key for epoch 1, which only its backend should hold");
+
+    plant_entry(&g, "tenant/other/key/1");
+    r = G(&g, "vault", "verify");
+    EXPECT_EXIT(r, EXIT_FAILED);
+    EXPECT_STDOUT(r, "PROBLEMS");
+    EXPECT_STDERR(r, "tenant other: key of epoch 1 does not match its public key");
+}
+
 static void
 test_killed_writers(void **state)
 {
@@ -2515,6 +2587,7 @@ main(void)
         T(test_no_private_key_printed),
         T(test_concurrent_creates_file),
         T(test_concurrent_creates_redis),
+        T(test_verify_keys),
         T(test_killed_writers),
         T(test_vault_init_twice),
         T(test_vault_wrong_key_file),
