@@ -297,6 +297,18 @@ derived_id(const struct job *j, size_t i, uint8_t id[NG_PARCEL_MESSAGE_ID_BYTES]
     crypto_generichash_final(&st, id, NG_PARCEL_MESSAGE_ID_BYTES);
 }
 
+/* What the store keeps of a parcel, from its header. */
+static void
+parcel_of(ng_queue_parcel *out, const ng_parcel_header *h, const uint8_t *data, size_t len)
+{
+    memcpy(out->key_id, h->recipient_key_id, sizeof out->key_id);
+    memcpy(out->msg_id, h->message_id, sizeof out->msg_id);
+    out->created_ms = h->created_ms;
+    out->expires_ms = h->expires_ms;
+    out->data = data;
+    out->len = len;
+}
+
 static int
 seal_all(struct job *j, ng_response *res)
 {
@@ -347,14 +359,19 @@ seal_all(struct job *j, ng_response *res)
             refuse(j, res, 500, "internal", "the message could not be sealed");
             return -1;
         }
-        memcpy(out->key_id, h.recipient_key_id, sizeof out->key_id);
-        memcpy(out->msg_id, h.message_id, sizeof out->msg_id);
-        out->created_ms = h.created_ms;
-        out->expires_ms = h.expires_ms;
-        out->data = j->sealed[i];
-        out->len = len;
+        parcel_of(out, &h, j->sealed[i], len);
     }
     return 0;
+}
+
+/* One message of a 202 body: its id, expiry and recipient. */
+static json_t *
+answer_entry(const ng_queue_parcel *p, const char *recipient)
+{
+    char hex[2 * NG_PARCEL_MESSAGE_ID_BYTES + 1];
+
+    ng_hex_encode(hex, sizeof hex, p->msg_id, NG_PARCEL_MESSAGE_ID_BYTES);
+    return json_pack("{s:s, s:I, s:s}", "id", hex, "expires", (json_int_t)p->expires_ms, "recipient", recipient);
 }
 
 /* The 202 body: kept as the idempotency answer behind the fingerprint. */
@@ -362,15 +379,11 @@ static char *
 answer_text(const struct job *j)
 {
     json_t *list = json_array(), *doc;
-    char hex[2 * NG_PARCEL_MESSAGE_ID_BYTES + 1], *text;
+    char *text;
     size_t i;
 
-    for (i = 0; list != NULL && i < j->sub.n; i++) {
-        ng_hex_encode(hex, sizeof hex, j->parcels[i].msg_id, NG_PARCEL_MESSAGE_ID_BYTES);
-        json_array_append_new(list,
-                              json_pack("{s:s, s:I, s:s}", "id", hex, "expires", (json_int_t)j->parcels[i].expires_ms,
-                                        "recipient", j->sub.msgs[i].recipient));
-    }
+    for (i = 0; list != NULL && i < j->sub.n; i++)
+        json_array_append_new(list, answer_entry(&j->parcels[i], j->sub.msgs[i].recipient));
     if (list == NULL)
         return NULL;
     if (j->sub.batch)
@@ -657,7 +670,6 @@ ng_api_tenant_parcels(ng_gateway *g, const ng_request *req, ng_response *res, co
     const ng_config *cfg = ng_gateway_config(g);
     const ng_dir_peer *peer = NULL;
     crypto_generichash_state st;
-    char hex[2 * NG_PARCEL_MESSAGE_ID_BYTES + 1];
     ng_parcel_header h;
     struct job j;
     char *text = NULL;
@@ -682,12 +694,7 @@ ng_api_tenant_parcels(ng_gateway *g, const ng_request *req, ng_response *res, co
         refuse(&j, res, 500, "internal", "out of memory");
         goto out;
     }
-    memcpy(j.parcels[0].key_id, h.recipient_key_id, sizeof j.parcels[0].key_id);
-    memcpy(j.parcels[0].msg_id, h.message_id, sizeof j.parcels[0].msg_id);
-    j.parcels[0].created_ms = h.created_ms;
-    j.parcels[0].expires_ms = h.expires_ms;
-    j.parcels[0].data = req->body;
-    j.parcels[0].len = req->body_len;
+    parcel_of(&j.parcels[0], &h, req->body, req->body_len);
     crypto_generichash_init(&st, NULL, 0, DIGEST);
     crypto_generichash_update(&st, (const uint8_t *)"noisegate-parcel-id-v1", 22);
     crypto_generichash_update(&st, h.message_id, sizeof h.message_id);
@@ -695,8 +702,7 @@ ng_api_tenant_parcels(ng_gateway *g, const ng_request *req, ng_response *res, co
     j.has_idem = 1;
     j.sealed_by_backend = 1;
     crypto_generichash(j.fingerprint, DIGEST, req->body, req->body_len, NULL, 0);
-    ng_hex_encode(hex, sizeof hex, h.message_id, sizeof h.message_id);
-    doc = json_pack("{s:s, s:I, s:s}", "id", hex, "expires", (json_int_t)h.expires_ms, "recipient", peer->name);
+    doc = answer_entry(&j.parcels[0], peer->name);
     text = doc != NULL ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(doc);
     /* Kept while the recipient could still take a copy: until the parcel expires, and the skew after. */
