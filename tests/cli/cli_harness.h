@@ -3,8 +3,9 @@
  * NG_BIN names it; ng_run writes stdin and collects stdout and stderr in
  * one poll() loop, so no pipe can deadlock against the child, and the
  * child starts with default signal dispositions whatever the test ignores.
- * Buffers ("blobs") of the running test are freed by blobs_free, even when
- * an assertion jumped out. Shared by the CLI suites.
+ * Buffers ("blobs") of the running test are freed by blobs_free, and the
+ * JSON it kept by keep_clear, even when an assertion jumped out. Shared by
+ * the CLI suites.
  */
 #ifndef TEST_CLI_HARNESS_H
 #define TEST_CLI_HARNESS_H
@@ -29,6 +30,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
+#include <sodium.h>
 
 extern char **environ;
 
@@ -134,6 +137,92 @@ blobs_free(void)
         free(blobs);
         blobs = next;
     }
+}
+
+static inline const char *vtextf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+static inline const char *textf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* printf into a blob of the running test. */
+static inline const char *
+vtextf(const char *fmt, va_list ap)
+{
+    blob *b = blob_new();
+    va_list again;
+    int n;
+
+    va_copy(again, ap);
+    n = vsnprintf(NULL, 0, fmt, again);
+    va_end(again);
+    assert_true(n >= 0);
+    blob_reserve(b, (size_t)n);
+    vsnprintf((char *)b->data, (size_t)n + 1, fmt, ap);
+    b->len = (size_t)n;
+    return text_of(b);
+}
+
+static inline const char *
+textf(const char *fmt, ...)
+{
+    va_list ap;
+    const char *s;
+
+    va_start(ap, fmt);
+    s = vtextf(fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* ---- JSON ---- */
+
+/* JSON documents of the running test, released by keep_clear (or keep_free) in its teardown. */
+static json_t *keep;
+
+static inline json_t *
+kept(json_t *j)
+{
+    if (keep == NULL)
+        keep = json_array();
+    if (j != NULL)
+        json_array_append_new(keep, j);
+    return j;
+}
+
+static inline void
+keep_clear(void)
+{
+    if (keep != NULL)
+        json_array_clear(keep);
+}
+
+static inline void
+keep_free(void)
+{
+    json_decref(keep);
+    keep = NULL;
+}
+
+/*
+ * The document inside connection parameters ("ngcp1:" and base64url), as a
+ * backend handed them would read it. Duplicate keys are refused: a reader
+ * that keeps the first and one that keeps the last would read different
+ * parameters.
+ */
+static inline json_t *
+params_doc(const char *s)
+{
+    size_t len = strlen(s), got;
+    uint8_t *buf;
+    json_t *j;
+
+    assert_true(strncmp(s, "ngcp1:", 6) == 0);
+    buf = malloc(len);
+    assert_non_null(buf);
+    assert_int_equal(
+        sodium_base642bin(buf, len, s + 6, len - 6, NULL, &got, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING), 0);
+    j = json_loadb((const char *)buf, got, JSON_REJECT_DUPLICATES, NULL);
+    free(buf);
+    assert_non_null(j);
+    return kept(j);
 }
 
 static inline long

@@ -1,8 +1,7 @@
 /*
  * gateway_harness.h: running `noisegate serve` from a cmocka test and
  * meeting it as its backends, peers and operators do. Shared by the suites
- * that start gateways (api, pairing, e2e, e2e_http, serve), on top of
- * cli_harness.h.
+ * that start gateways, on top of cli_harness.h.
  *
  * - A gateway is a process of the real binary (NG_BIN) with its own
  *   directory, config, log and embedded redis-server, started and stopped
@@ -50,6 +49,8 @@ enum {
     SINK_MAX_HEADERS = 48,
     SINK_MAX_RULES = 32,
     SINK_MAX_SEQ = 8,
+    /* A backend's id as `backend add` prints it ("b" and a number), NUL included. */
+    BACKEND_ID_BYTES = 16,
     /* A sink's answer for a request that must hang until released. */
     HANG = -1,
 };
@@ -186,33 +187,6 @@ gateway_port(int not )
 
 /* ---- JSON ---- */
 
-/* JSON documents of the running test, released by keep_clear in its teardown. */
-static json_t *keep;
-
-static inline json_t *
-kept(json_t *j)
-{
-    if (keep == NULL)
-        keep = json_array();
-    if (j != NULL)
-        json_array_append_new(keep, j);
-    return j;
-}
-
-static inline void
-keep_clear(void)
-{
-    if (keep != NULL)
-        json_array_clear(keep);
-}
-
-static inline void
-keep_free(void)
-{
-    json_decref(keep);
-    keep = NULL;
-}
-
 /* The teardown of every test: what it kept is gone, even when an assertion jumped out. */
 static inline int
 test_teardown(void **state)
@@ -270,6 +244,15 @@ sample(const char *metrics, const char *series)
         p += n;
     }
     return -1;
+}
+
+/* A counter's value in a Prometheus text exposition: 0 while it has no series, which comes at its first count. */
+static inline double
+counter_of(const char *metrics, const char *series)
+{
+    double v = sample(metrics, series);
+
+    return v < 0 ? 0 : v;
 }
 
 /* ---- HTTP ---- */
@@ -423,6 +406,28 @@ write_config(const gateway *g, const char *listen_more, const char *sections)
             " \"log\": {\"format\": \"json\"}}\n",
             g->data, g->port, g->port, listen_more != NULL ? listen_more : "", sections != NULL ? sections : "");
     assert_int_equal(fclose(f), 0);
+}
+
+/*
+ * g under dir on a port of its own below the ephemeral range, never `not`
+ * (another gateway's), configured as write_config: listen_more (NULL:
+ * ", \"timeout_s\": 5") and the sections from fmt.
+ */
+static inline void gateway_config(gateway *g, const char *dir, int not, const char *listen_more, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static inline void
+gateway_config(gateway *g, const char *dir, int not, const char *listen_more, const char *fmt, ...)
+{
+    va_list ap;
+    const char *sections;
+
+    gateway_init(g, dir, gateway_port(not ));
+    assert_true(g->port > 0);
+    va_start(ap, fmt);
+    sections = vtextf(fmt, ap);
+    va_end(ap);
+    write_config(g, listen_more != NULL ? listen_more : ", \"timeout_s\": 5", sections);
 }
 
 /* A request to g's public listener. */
@@ -606,6 +611,91 @@ kill_gateway(gateway *g)
     }
     if (g->data[0] != '\0')
         stop_pid(redis_of(g), SIGTERM, 5000);
+}
+
+/* ---- what a gateway says: its counters and its log ---- */
+
+/* A counter of g from its /metrics: 0 while it has no series. */
+static inline double
+metric(const gateway *g, const char *series)
+{
+    reply r = GW_GET(g, "/metrics");
+
+    EXPECT_STATUS(r, 200);
+    return counter_of(text_of(r.body), series);
+}
+
+/* The refusals of one error code a suite saw; a table of them ends with {NULL}. */
+typedef struct refusal {
+    const char *code;
+    long n;
+} refusal;
+
+/* Counts a refusal with code, if t has that code. */
+static inline void
+refusal_add(refusal *t, const char *code)
+{
+    for (; t->code != NULL; t++)
+        if (strcmp(t->code, code) == 0)
+            t->n++;
+}
+
+/* ng_messages_refused_total{reason} in metrics is, for every code of t, what the suite saw. */
+static inline void
+expect_refusals(const char *metrics, const refusal *t)
+{
+    char series[128];
+    double v;
+
+    for (; t->code != NULL; t++) {
+        snprintf(series, sizeof series, "ng_messages_refused_total{reason=\"%s\"}", t->code);
+        v = counter_of(metrics, series);
+        if (v != (double)t->n)
+            fail_msg("%s is %g; the suite saw %ld such refusals", series, v, t->n);
+    }
+}
+
+/* Lines of g's log that hold every one of needles (NULL-terminated); 0 while it has no log. */
+static inline int
+log_count(const gateway *g, const char *const *needles)
+{
+    blob *b = slurp(g->log);
+    char *line, *end;
+    int n = 0;
+    size_t i;
+
+    if (b == NULL)
+        return 0;
+    for (line = (char *)b->data; *line != '\0'; line = end + 1) {
+        end = strchr(line, '\n');
+        if (end == NULL)
+            end = line + strlen(line) - 1; /* the last line, without its newline yet */
+        else
+            *end = '\0';
+        for (i = 0; needles[i] != NULL && strstr(line, needles[i]) != NULL; i++)
+            ;
+        n += needles[i] == NULL;
+    }
+    return n;
+}
+
+#define LOG_COUNT(g, ...) log_count((g), ARGS(__VA_ARGS__))
+
+/*
+ * Waits until a line of g's log holds both a and b: a JSON log says a thing
+ * and its fields on one line, so the same line ties a field to what was
+ * said. Fails after ms.
+ */
+static inline void
+wait_log(const gateway *g, const char *a, const char *b, long ms)
+{
+    long t0 = now_ms();
+
+    while (LOG_COUNT(g, a, b) == 0) {
+        if (now_ms() - t0 > ms)
+            fail_msg("%s's log has no line with \"%s\" and \"%s\" after %ld ms; see %s", g->name, a, b, ms, g->log);
+        sleep_ms(50);
+    }
 }
 
 /* ---- the operator's CLI on a gateway's config ---- */
@@ -1019,28 +1109,48 @@ sink_completed(void *cls, struct MHD_Connection *conn, void **state, enum MHD_Re
     }
 }
 
-static inline int
-sink_start(sink *s, const char *name)
+/*
+ * An HTTP server on 127.0.0.1, on a port the kernel picks, answering with
+ * answer(cls) and calling completed(cls) (may be NULL) when a request ends;
+ * *port is its port. NULL if it does not start.
+ */
+static inline struct MHD_Daemon *
+loopback_daemon(MHD_AccessHandlerCallback answer, MHD_RequestCompletedCallback completed, void *cls, int *port)
 {
     const union MHD_DaemonInfo *info;
     struct sockaddr_in sa;
+    struct MHD_Daemon *d;
 
-    s->name = name;
-    pthread_mutex_init(&s->mu, NULL);
-    atomic_init(&s->stopping, 0);
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
     /* A thread per connection: a hanging answer holds only its own connection. */
-    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL, 0, NULL,
-                            NULL, sink_answer, s, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_NOTIFY_COMPLETED,
-                            sink_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+    d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL, 0, NULL, NULL,
+                         answer, cls, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_NOTIFY_COMPLETED, completed, cls,
+                         MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+    if (d == NULL)
+        return NULL;
+    info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    if (info == NULL) {
+        MHD_stop_daemon(d);
+        return NULL;
+    }
+    *port = info->port;
+    return d;
+}
+
+static inline int
+sink_start(sink *s, const char *name)
+{
+    int port;
+
+    s->name = name;
+    pthread_mutex_init(&s->mu, NULL);
+    atomic_init(&s->stopping, 0);
+    s->d = loopback_daemon(sink_answer, sink_completed, s, &port);
     if (s->d == NULL)
         return -1;
-    info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    if (info == NULL)
-        return -1;
-    snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d/hook/%s", info->port, name);
+    snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d/hook/%s", port, name);
     return 0;
 }
 
@@ -1213,27 +1323,35 @@ typedef struct tenant {
     const char *slug;
     gateway *g;
     sink sink;
-    char backend[16]; /* the id of its backend */
-    signer key;       /* its backend's whsec_: signs submissions, and v1 on webhooks verifies under it */
+    char backend[BACKEND_ID_BYTES]; /* the id of its backend */
+    signer key;                     /* its backend's whsec_: signs submissions, and v1 on webhooks verifies under it */
     uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES]; /* signing_public of `tenant show`: v1a verifies under it */
 } tenant;
 
-/* `backend add` with t's sink as the URL: the backend's id, and the whsec_ secret it prints once. */
+/* What `backend add` printed: the whsec_ secret it shows once into key, and the backend's id into id (if not NULL). */
 static inline void
-add_backend(tenant *t)
+backend_added(const blob *out, signer *key, char id[BACKEND_ID_BYTES])
 {
-    blob *out = GCLI(t->g, "backend", "add", t->slug, "--url", t->sink.url);
     const char *p = strstr(text_of(out), "whsec_"), *b = strstr(text_of(out), "backend ");
     size_t n;
 
     assert_non_null(p);
     assert_non_null(b);
-    signer_whsec(&t->key, p, strcspn(p, " \t\r\n"));
+    signer_whsec(key, p, strcspn(p, " \t\r\n"));
     b += strlen("backend ");
     n = strcspn(b, " ");
-    assert_true(n > 0 && n < sizeof t->backend);
-    memcpy(t->backend, b, n);
-    t->backend[n] = '\0';
+    assert_true(n > 0 && n < BACKEND_ID_BYTES);
+    if (id != NULL) {
+        memcpy(id, b, n);
+        id[n] = '\0';
+    }
+}
+
+/* `backend add` with t's sink as the URL: the backend's id, and the whsec_ secret it prints once. */
+static inline void
+add_backend(tenant *t)
+{
+    backend_added(GCLI(t->g, "backend", "add", t->slug, "--url", t->sink.url), &t->key, t->backend);
 }
 
 /* The tenant's webhook signing key, from `tenant show`, as a backend gets it. */
@@ -1269,6 +1387,48 @@ sinks_start(tenant *const *all, size_t n)
         if (sink_start(&all[i]->sink, all[i]->slug) != 0)
             return -1;
     return 0;
+}
+
+/*
+ * After a and b are configured: the sinks of the n tenants started and
+ * both vaults made. 0, or -1 if a sink does not start.
+ */
+static inline int
+two_gateways_init(gateway *a, gateway *b, tenant *const *tenants, size_t n)
+{
+    if (sinks_start(tenants, n) != 0)
+        return -1;
+    GCLI(a, "vault", "init");
+    GCLI(b, "vault", "init");
+    return 0;
+}
+
+/*
+ * What a suite with two gateways does first, a and b configured alike: the
+ * run's tag, dir made (prefix-XXXXXX), a and b on ports of their own with
+ * listen_more and the sections from fmt (as gateway_config), then
+ * two_gateways_init. 0, or -1 if something does not start.
+ */
+static inline int two_gateways_begin(char *dir, size_t cap, const char *prefix, gateway *a, gateway *b,
+                                     tenant *const *tenants, size_t n, const char *listen_more, const char *fmt, ...)
+    __attribute__((format(printf, 9, 10)));
+
+static inline int
+two_gateways_begin(char *dir, size_t cap, const char *prefix, gateway *a, gateway *b, tenant *const *tenants, size_t n,
+                   const char *listen_more, const char *fmt, ...)
+{
+    va_list ap;
+    const char *sections;
+
+    tag_init();
+    if (make_temp_dir(dir, cap, prefix) != 0)
+        return -1;
+    va_start(ap, fmt);
+    sections = vtextf(fmt, ap);
+    va_end(ap);
+    gateway_config(a, dir, 0, listen_more, "%s", sections);
+    gateway_config(b, dir, a->port, listen_more, "%s", sections);
+    return two_gateways_init(a, b, tenants, n);
 }
 
 /*

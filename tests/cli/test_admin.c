@@ -66,14 +66,24 @@ path_of(const char *fmt, const char *a, const char *b)
     return text_of(blob_str(p));
 }
 
-/* A submission by tenant slug's backend signed with s, to recipient. */
+/* A message from slug's backend signed with s, to recipient, with a pattern (NULL: the peer's choice). */
+static reply
+submit_with(const char *slug, const signer *s, const char *recipient, const char *pattern)
+{
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:i}", "recipient", recipient, "content_type", "text/plain", "body",
+                            "hello", "ttl", 600);
+    const char *body;
+
+    if (pattern != NULL)
+        json_object_set_new(doc, "pattern", json_string(pattern));
+    body = dump(doc);
+    return post_signed(&gw, slug, s, "application/json", body, strlen(body), NULL);
+}
+
 static reply
 submit_as(const char *slug, const signer *s, const char *recipient)
 {
-    const char *body = dump(json_pack("{s:s, s:s, s:s, s:i}", "recipient", recipient, "content_type", "text/plain",
-                                      "body", "hello", "ttl", 600));
-
-    return post_signed(&gw, slug, s, "application/json", body, strlen(body), NULL);
+    return submit_with(slug, s, recipient, NULL);
 }
 
 /* The signature held: whatever the gateway answers, it is not a 401 about it. */
@@ -490,20 +500,6 @@ test_refusals(void **state)
 }
 
 /* ==== 2b. end-to-end mode: the backend holds the tenant's private key ==== */
-
-/* A message from slug's backend to recipient, with a pattern (NULL: the peer's choice). */
-static reply
-submit_with(const char *slug, const signer *s, const char *recipient, const char *pattern)
-{
-    json_t *doc = json_pack("{s:s, s:s, s:s, s:i}", "recipient", recipient, "content_type", "text/plain", "body",
-                            "hello", "ttl", 600);
-    const char *body;
-
-    if (pattern != NULL)
-        json_object_set_new(doc, "pattern", json_string(pattern));
-    body = dump(doc);
-    return post_signed(&gw, slug, s, "application/json", body, strlen(body), NULL);
-}
 
 /* The keys of slug as the admin API lists them. */
 static json_t *

@@ -39,7 +39,7 @@
 
 enum {
     DELIVERY_WAIT_MS = 20000,
-    /* The configuration both gateways share (see write_e2e_config). */
+    /* The configuration both gateways share (see group_setup). */
     DELIVERY_TIMEOUT_MS = 500,
     MAX_ATTEMPTS = 3,
     /* The claim lease of ng_deliverer.c: 2 * delivery.timeout_ms + 10 s. */
@@ -58,23 +58,6 @@ static tenant alice = {.slug = "alice", .g = &gw_a}, bob = {.slug = "bob", .g = 
               bob2 = {.slug = "bob2", .g = &gw_b}, bobn = {.slug = "bobn", .g = &gw_b},
               bobpsk = {.slug = "bobpsk", .g = &gw_b};
 static tenant *const tenants[] = {&alice, &bob, &bob2, &bobn, &bobpsk};
-
-/* Polling every 50-200 ms so that a message crosses in well under a second. */
-static void
-write_e2e_config(gateway *g, int not )
-{
-    char sections[512];
-
-    gateway_init(g, dir, gateway_port(not ));
-    assert_true(g->port > 0);
-    snprintf(sections, sizeof sections,
-             "\"delivery\": {\"allow_private\": [\"127.0.0.1\"], \"retry_schedule_s\": [%d, %d, %d],\n"
-             "              \"max_attempts\": %d, \"timeout_ms\": %d},\n"
-             " \"poll\": {\"interval_ms\": 50, \"max_interval_ms\": 200},\n"
-             " \"messages\": {\"default_ttl_s\": %d},",
-             schedule_s[0], schedule_s[1], schedule_s[2], MAX_ATTEMPTS, DELIVERY_TIMEOUT_MS, MSG_TTL_S);
-    write_config(g, ", \"timeout_s\": 5", sections);
-}
 
 /* The dead letter of message id in t's list, or NULL. */
 static json_t *
@@ -134,15 +117,15 @@ static int
 group_setup(void **state)
 {
     (void)state;
-    tag_init();
-    if (make_temp_dir(dir, sizeof dir, "nge2e") != 0)
+    /* Polling every 50-200 ms so that a message crosses in well under a second. */
+    if (two_gateways_begin(dir, sizeof dir, "nge2e", &gw_a, &gw_b, tenants, sizeof tenants / sizeof tenants[0], NULL,
+                           "\"delivery\": {\"allow_private\": [\"127.0.0.1\"], \"retry_schedule_s\": [%d, %d, %d],\n"
+                           "              \"max_attempts\": %d, \"timeout_ms\": %d},\n"
+                           " \"poll\": {\"interval_ms\": 50, \"max_interval_ms\": 200},\n"
+                           " \"messages\": {\"default_ttl_s\": %d},",
+                           schedule_s[0], schedule_s[1], schedule_s[2], MAX_ATTEMPTS, DELIVERY_TIMEOUT_MS,
+                           MSG_TTL_S) != 0)
         return -1;
-    write_e2e_config(&gw_a, 0);
-    write_e2e_config(&gw_b, gw_a.port);
-    if (sinks_start(tenants, sizeof tenants / sizeof tenants[0]) != 0)
-        return -1;
-    GCLI(&gw_a, "vault", "init");
-    GCLI(&gw_b, "vault", "init");
     GCLI(&gw_a, "tenant", "create", "alice");
     GCLI(&gw_b, "tenant", "create", "bob");
     GCLI(&gw_b, "tenant", "create", "bob2");

@@ -128,16 +128,6 @@ object_requests(const char *method, const char *id)
     return nginx_server_count(&store, needle);
 }
 
-/* A metric of g; -1 if the series is absent. */
-static double
-metric(const gateway *g, const char *series)
-{
-    reply r = GW_GET(g, "/metrics");
-
-    EXPECT_STATUS(r, 200);
-    return sample(text_of(r.body), series);
-}
-
 #define EXPECT_LEDGER() expect_tally_at(&sent_to_bob, &bob.sink, &alice.sink, __LINE__)
 
 /* ---- setup ---- */
@@ -145,17 +135,12 @@ metric(const gateway *g, const char *series)
 static void
 write_e2e_config(gateway *g, int not, const char *outbox)
 {
-    char sections[1024];
-
-    gateway_init(g, dir, gateway_port(not ));
-    assert_true(g->port > 0);
     /* Polling every 50-200 ms so that a message crosses in well under a second. */
-    snprintf(sections, sizeof sections,
-             "\"outbox\": {%s\"http_timeout_ms\": %d},\n"
-             " \"delivery\": {\"allow_private\": [\"127.0.0.1\"], \"timeout_ms\": 2000},\n"
-             " \"poll\": {\"interval_ms\": 50, \"max_interval_ms\": 200},",
-             outbox, STORE_TIMEOUT_MS);
-    write_config(g, ", \"timeout_s\": 5", sections);
+    gateway_config(g, dir, not, NULL,
+                   "\"outbox\": {%s\"http_timeout_ms\": %d},\n"
+                   " \"delivery\": {\"allow_private\": [\"127.0.0.1\"], \"timeout_ms\": 2000},\n"
+                   " \"poll\": {\"interval_ms\": 50, \"max_interval_ms\": 200},",
+                   outbox, STORE_TIMEOUT_MS);
 }
 
 static int
@@ -171,10 +156,8 @@ group_setup(void **state)
     snprintf(outbox, sizeof outbox, "\"store\": \"http\", \"http_url\": \"%s\", ", store_url);
     write_e2e_config(&gw_a, 0, outbox);
     write_e2e_config(&gw_b, gw_a.port, "");
-    if (sinks_start((tenant *const[]){&alice, &bob}, 2) != 0)
+    if (two_gateways_init(&gw_a, &gw_b, (tenant *const[]){&alice, &bob}, 2) != 0)
         return -1;
-    GCLI(&gw_a, "vault", "init");
-    GCLI(&gw_b, "vault", "init");
     GCLI(&gw_a, "tenant", "create", "alice");
     GCLI(&gw_b, "tenant", "create", "bob");
     key_id_of(&gw_b, "bob", bob_kid);

@@ -31,27 +31,11 @@ static tenant alice = {.slug = "alice", .g = &gw_a}, bob = {.slug = "bob", .g = 
               carol = {.slug = "carol", .g = &gw_b};
 static tenant *const tenants[] = {&alice, &bob, &carol};
 static struct nats_server ns;
-static signer bob_bus;            /* the whsec_ of bob's NATS backend */
-static char bob_nats_backend[16]; /* its id */
-static natsConnection *nc;        /* the suite's own client, as bob's backend */
+static signer bob_bus;                          /* the whsec_ of bob's NATS backend */
+static char bob_nats_backend[BACKEND_ID_BYTES]; /* its id */
+static natsConnection *nc;                      /* the suite's own client, as bob's backend */
 static jsCtx *js;
 static uint64_t bob_seen; /* messages of bob's stream checked so far */
-
-static void
-write_nats_config(gateway *g, int not )
-{
-    char sections[512];
-
-    gateway_init(g, dir, gateway_port(not ));
-    assert_true(g->port > 0);
-    snprintf(sections, sizeof sections,
-             "\"delivery\": {\"allow_private\": [\"127.0.0.1\"], \"retry_schedule_s\": [1, 1, 1],\n"
-             "              \"max_attempts\": 100, \"timeout_ms\": %d},\n"
-             " \"poll\": {\"interval_ms\": 50, \"max_interval_ms\": 200},\n"
-             " \"messages\": {\"default_ttl_s\": %d},",
-             DELIVERY_TIMEOUT_MS, MSG_TTL_S);
-    write_config(g, ", \"timeout_s\": 5", sections);
-}
 
 static void
 client_connect(void)
@@ -71,21 +55,16 @@ static int
 group_setup(void **state)
 {
     blob *out;
-    const char *p, *b;
-    size_t n;
 
     (void)state;
-    tag_init();
-    if (make_temp_dir(dir, sizeof dir, "ngnats") != 0)
+    if (two_gateways_begin(dir, sizeof dir, "ngnats", &gw_a, &gw_b, tenants, sizeof tenants / sizeof tenants[0], NULL,
+                           "\"delivery\": {\"allow_private\": [\"127.0.0.1\"], \"retry_schedule_s\": [1, 1, 1],\n"
+                           "              \"max_attempts\": 100, \"timeout_ms\": %d},\n"
+                           " \"poll\": {\"interval_ms\": 50, \"max_interval_ms\": 200},\n"
+                           " \"messages\": {\"default_ttl_s\": %d},",
+                           DELIVERY_TIMEOUT_MS, MSG_TTL_S) != 0 ||
+        nats_server_start(&ns) != 0)
         return -1;
-    if (nats_server_start(&ns) != 0)
-        return -1;
-    write_nats_config(&gw_a, 0);
-    write_nats_config(&gw_b, gw_a.port);
-    if (sinks_start(tenants, sizeof tenants / sizeof tenants[0]) != 0)
-        return -1;
-    GCLI(&gw_a, "vault", "init");
-    GCLI(&gw_b, "vault", "init");
     GCLI(&gw_a, "tenant", "create", "alice");
     GCLI(&gw_b, "tenant", "create", "bob");
     GCLI(&gw_b, "tenant", "create", "carol");
@@ -94,15 +73,7 @@ group_setup(void **state)
     GCLI(&gw_b, "backend", "remove", "bob", bob.backend);
     out = GCLI(&gw_b, "backend", "add", "bob", "--url", ns.url, "--adapter", "nats");
     assert_non_null(strstr(text_of(out), "(nats, opened)"));
-    p = strstr(text_of(out), "whsec_");
-    b = strstr(text_of(out), "backend ");
-    assert_non_null(p);
-    assert_non_null(b);
-    signer_whsec(&bob_bus, p, strcspn(p, " \t\r\n"));
-    b += strlen("backend ");
-    n = strcspn(b, " ");
-    assert_true(n > 0 && n < sizeof bob_nats_backend);
-    memcpy(bob_nats_backend, b, n);
+    backend_added(out, &bob_bus, bob_nats_backend);
     start_gateway(&gw_a);
     start_gateway(&gw_b);
     client_connect();
@@ -283,33 +254,6 @@ static const char *
 submission_json(const char *to, const char *body)
 {
     return dump(json_pack("{s:s, s:s, s:s}", "recipient", to, "content_type", "text/plain", "body", body));
-}
-
-/* The gateway's log holds a line with both texts. */
-static int
-log_has(const gateway *g, const char *a, const char *b)
-{
-    FILE *f = fopen(g->log, "r");
-    char line[8192];
-    int found = 0;
-
-    assert_non_null(f);
-    while (!found && fgets(line, sizeof line, f) != NULL)
-        found = strstr(line, a) != NULL && strstr(line, b) != NULL;
-    fclose(f);
-    return found;
-}
-
-static void
-wait_log(const gateway *g, const char *a, const char *b, long ms)
-{
-    long t0 = now_ms();
-
-    while (!log_has(g, a, b)) {
-        if (now_ms() - t0 > ms)
-            fail_msg("%s's log has no line with \"%s\" and \"%s\"", g->name, a, b);
-        sleep_ms(50);
-    }
 }
 
 /* ---- tests ---- */

@@ -106,15 +106,6 @@ send_retrying(msg *m, const char *subject, const char *what)
 
 #define EXPECT_LEDGER() expect_tally_at(&sent_to_bob, &bob.sink, &alice.sink, __LINE__)
 
-static double
-metric(const gateway *g, const char *series)
-{
-    reply r = GW_GET(g, "/metrics");
-
-    EXPECT_STATUS(r, 200);
-    return sample(text_of(r.body), series);
-}
-
 /* ---- the shared Redis, as the test sees it (over its unix socket) ---- */
 
 static redisReply *
@@ -202,17 +193,12 @@ stream_take(const char *id)
 static void
 write_e2e_config(gateway *g, int not, const char *redis, const char *peer_redis)
 {
-    char sections[1024];
-
-    gateway_init(g, dir, gateway_port(not ));
-    assert_true(g->port > 0);
     /* Polling every 50-200 ms so that a message crosses in well under a second. */
-    snprintf(sections, sizeof sections,
-             "%s"
-             " \"delivery\": {\"allow_private\": [\"127.0.0.1\"], \"timeout_ms\": 2000},\n"
-             " \"poll\": {\"interval_ms\": 50, \"max_interval_ms\": 200, \"peer_redis\": [%s]},",
-             redis, peer_redis);
-    write_config(g, ", \"timeout_s\": 5", sections);
+    gateway_config(g, dir, not, NULL,
+                   "%s"
+                   " \"delivery\": {\"allow_private\": [\"127.0.0.1\"], \"timeout_ms\": 2000},\n"
+                   " \"poll\": {\"interval_ms\": 50, \"max_interval_ms\": 200, \"peer_redis\": [%s]},",
+                   redis, peer_redis);
 }
 
 static int
@@ -236,8 +222,7 @@ group_setup(void **state)
     snprintf(redis, sizeof redis, "\"redis\": {\"url\": \"redis://127.0.0.3:%d/0\", \"timeout_ms\": 1000},\n", port);
     write_e2e_config(&gw_c, gw_b.port, redis, "");
     snprintf(c_url, sizeof c_url, "redis://127.0.0.3:%d", port);
-    if (gw_c.port == gw_a.port || sink_start(&alice.sink, "alice") != 0 || sink_start(&bob.sink, "bob") != 0 ||
-        sink_start(&carol.sink, "carol") != 0)
+    if (gw_c.port == gw_a.port || sinks_start((tenant *const[]){&alice, &bob, &carol}, 3) != 0)
         return -1;
     GCLI(&gw_a, "vault", "init");
     GCLI(&gw_b, "vault", "init");
@@ -442,23 +427,6 @@ test_tampered(void **state)
 
 /* ==== 5. Redis servers a peer may not make us read ==== */
 
-/* Waits for needle in g's log; fails after DELIVERY_WAIT_MS. */
-static void
-wait_log(const gateway *g, const char *needle, const char *also)
-{
-    long t0 = now_ms();
-    const char *log;
-
-    for (;;) {
-        log = text_of(slurp(g->log));
-        if (strstr(log, needle) != NULL && (also == NULL || strstr(log, also) != NULL))
-            return;
-        if (now_ms() - t0 > DELIVERY_WAIT_MS)
-            fail_msg("gateway %s did not log \"%s\" (%s); see %s", g->name, needle, also ? also : "", g->log);
-        sleep_ms(50);
-    }
-}
-
 /* Connections the shared Redis holds to one of its addresses ("127.0.0.2:PORT"). */
 static int
 connections_to(const char *laddr)
@@ -487,7 +455,7 @@ test_redis_not_allowed(void **state)
     snprintf(far, sizeof far, "redis://127.0.0.2:%s/0", port_arg);
     snprintf(laddr, sizeof laddr, "127.0.0.2:%s", port_arg);
     GCLI(&gw_b, "peer", "import", "bob", export_params(&gw_a, "alice", far), "--name", "far");
-    wait_log(&gw_b, "peer outbox in a Redis not allowed (poll.peer_redis)", "\"far\"");
+    wait_log(&gw_b, "peer outbox in a Redis not allowed (poll.peer_redis)", "\"far\"", DELIVERY_WAIT_MS);
     sleep_ms(QUIET_MS);
     assert_int_equal(connections_to(laddr), 0);
     GCLI(&gw_b, "peer", "remove", "bob", "far");
@@ -499,7 +467,7 @@ test_redis_not_allowed(void **state)
     GCLI(&gw_a, "tenant", "create", "carol");
     GCLI(&gw_c, "peer", "import", "carol", export_params(&gw_a, "carol", c_url), "--name", "mimic");
     wait_log(&gw_c, "peer outbox refused: in this gateway's own Redis, the peer's name is one of its tenants",
-             "\"mimic\"");
+             "\"mimic\"", DELIVERY_WAIT_MS);
     GCLI(&gw_c, "peer", "remove", "carol", "mimic");
     GCLI(&gw_a, "tenant", "delete", "carol");
     assert_int_equal(sink_total(&bob.sink), before);

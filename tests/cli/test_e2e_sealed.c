@@ -29,20 +29,10 @@ enum {
 static char dir[PATH_MAX / 2], backend_bin[PATH_MAX], marker[64];
 static gateway gw_a = {.name = "a"}, gw_b = {.name = "b"};
 static char alice_state[PATH_MAX], bob_state[PATH_MAX], bob_out[PATH_MAX], bob_err[PATH_MAX];
-static char alice_pub[65], bob_pub[65], alice_whsec[128], bob_whsec[128];
+static char alice_pub[65], bob_pub[65];
+static signer alice_key, bob_key; /* the whsec_ of each sealed backend */
 static pid_t bob_backend;
 static int bob_port;
-
-static void
-write_sealed_config(gateway *g, int not )
-{
-    gateway_init(g, dir, gateway_port(not ));
-    assert_true(g->port > 0);
-    write_config(g, ", \"timeout_s\": 5",
-                 "\"delivery\": {\"allow_private\": [\"127.0.0.1\"], \"retry_schedule_s\": [1],\n"
-                 "              \"max_attempts\": 2, \"timeout_ms\": 2000},\n"
-                 " \"poll\": {\"interval_ms\": 50, \"max_interval_ms\": 200},");
-}
 
 /* A shell command's stdout (at most cap - 1 bytes, trailing newline cut); its exit status. */
 static int
@@ -80,14 +70,12 @@ hex64_in(const char *s, char out[65])
 
 /* `backend add T --url U --mode sealed`: the whsec_ it prints once. */
 static void
-add_sealed_backend(gateway *g, const char *slug, const char *url, char whsec[128])
+add_sealed_backend(gateway *g, const char *slug, const char *url, signer *key)
 {
     blob *out = GCLI(g, "backend", "add", slug, "--url", url, "--mode", "sealed");
-    const char *p = strstr(text_of(out), "whsec_");
 
     assert_non_null(strstr(text_of(out), "(webhook, sealed)"));
-    assert_non_null(p);
-    snprintf(whsec, 128, "%.*s", (int)strcspn(p, " \t\r\n"), p);
+    backend_added(out, key, NULL);
 }
 
 static void
@@ -106,8 +94,8 @@ start_bob_backend(void)
         err = open(bob_err, O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (out < 0 || err < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
             _exit(127);
-        execl(backend_bin, backend_bin, "serve", "--port", port, "--state", bob_state, "--whsec", bob_whsec, "--peer",
-              peer, (char *)NULL);
+        execl(backend_bin, backend_bin, "serve", "--port", port, "--state", bob_state, "--whsec", bob_key.whsec,
+              "--peer", peer, (char *)NULL);
         _exit(127);
     }
     bob_backend = pid;
@@ -121,26 +109,26 @@ group_setup(void **state)
     blob *exported;
 
     (void)state;
-    tag_init();
-    snprintf(marker, sizeof marker, "MARKER-%s-e2e", tag);
-    if (bin == NULL || make_temp_dir(dir, sizeof dir, "ngsealed") != 0)
+    if (bin == NULL)
         return -1;
     snprintf(backend_bin, sizeof backend_bin, "%.*s/examples/sealed_backend", (int)(strrchr(bin, '/') - bin), bin);
     if (access(backend_bin, X_OK) != 0) {
         fprintf(stderr, "%s is missing: build it (make all)\n", backend_bin);
         return -1;
     }
+    if (two_gateways_begin(dir, sizeof dir, "ngsealed", &gw_a, &gw_b, NULL, 0, NULL,
+                           "\"delivery\": {\"allow_private\": [\"127.0.0.1\"], \"retry_schedule_s\": [1],\n"
+                           "              \"max_attempts\": 2, \"timeout_ms\": 2000},\n"
+                           " \"poll\": {\"interval_ms\": 50, \"max_interval_ms\": 200},") != 0)
+        return -1;
+    snprintf(marker, sizeof marker, "MARKER-%s-e2e", tag);
     snprintf(alice_state, sizeof alice_state, "%s/alice-backend", dir);
     snprintf(bob_state, sizeof bob_state, "%s/bob-backend", dir);
     snprintf(bob_out, sizeof bob_out, "%s/bob-backend.out", dir);
     snprintf(bob_err, sizeof bob_err, "%s/bob-backend.err", dir);
     if (mkdir(alice_state, 0700) != 0 || mkdir(bob_state, 0700) != 0)
         return -1;
-    write_sealed_config(&gw_a, 0);
-    write_sealed_config(&gw_b, gw_a.port);
     bob_port = gateway_port(gw_b.port);
-    GCLI(&gw_a, "vault", "init");
-    GCLI(&gw_b, "vault", "init");
     GCLI(&gw_a, "tenant", "create", "alice");
     GCLI(&gw_b, "tenant", "create", "bob");
 
@@ -171,9 +159,9 @@ group_setup(void **state)
 
     GCLI(&gw_a, "peer", "import", "alice", export_params(&gw_b, "bob", NULL), "--name", "bob");
     GCLI(&gw_b, "peer", "import", "bob", export_params(&gw_a, "alice", NULL), "--name", "alice");
-    add_sealed_backend(&gw_a, "alice", "http://127.0.0.1:9/alice-sends-only", alice_whsec);
+    add_sealed_backend(&gw_a, "alice", "http://127.0.0.1:9/alice-sends-only", &alice_key);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", bob_port);
-    add_sealed_backend(&gw_b, "bob", url, bob_whsec);
+    add_sealed_backend(&gw_b, "bob", url, &bob_key);
     start_bob_backend();
     start_gateway(&gw_a);
     start_gateway(&gw_b);
@@ -201,7 +189,7 @@ alice_sends(const char *pattern, const char *text, int ttl_s, char *out, size_t 
     snprintf(cmd, sizeof cmd,
              "'%s' send --gateway http://127.0.0.1:%d --tenant alice --state '%s' --whsec '%s' --to-key %s "
              "--pattern %s --ttl %d '%s' 2>&1",
-             backend_bin, gw_a.port, alice_state, alice_whsec, bob_pub, pattern, ttl_s, text);
+             backend_bin, gw_a.port, alice_state, alice_key.whsec, bob_pub, pattern, ttl_s, text);
     return run_capture(cmd, out, cap);
 }
 
@@ -343,12 +331,8 @@ seal_from_alice(const char *pub_hex, ng_pattern pattern, const char *text, uint6
 static reply
 post_parcel(const blob *parcel)
 {
-    signer s;
-
-    memset(&s, 0, sizeof s);
-    signer_whsec(&s, alice_whsec, strlen(alice_whsec));
-    return post_signed_to(&gw_a, "/v1/tenants/alice/parcels", &s, NG_PARCEL_CONTENT_TYPE, parcel->data, parcel->len,
-                          NULL);
+    return post_signed_to(&gw_a, "/v1/tenants/alice/parcels", &alice_key, NG_PARCEL_CONTENT_TYPE, parcel->data,
+                          parcel->len, NULL);
 }
 
 /* A parcel pushed to gateway b (POST /v1/parcels), as a peer gateway may. */
@@ -367,13 +351,10 @@ post_to_bob_backend(const blob *parcel, const char *id)
     char url[128], sig[NG_WEBHOOK_SIGNATURE_BYTES], ts[24], wid[40];
     const char *h[8];
     size_t n = 0;
-    signer s;
     int64_t now = (int64_t)(wall_ms() / 1000);
 
-    memset(&s, 0, sizeof s);
-    signer_whsec(&s, bob_whsec, strlen(bob_whsec));
     snprintf(wid, sizeof wid, "%s", id);
-    sign(sig, &s, wid, now, parcel->data, parcel->len);
+    sign(sig, &bob_key, wid, now, parcel->data, parcel->len);
     snprintf(ts, sizeof ts, "%lld", (long long)now);
     h[n++] = "Content-Type: " NG_PARCEL_CONTENT_TYPE;
     n = webhook_headers(h, n, wid, ts, sig);

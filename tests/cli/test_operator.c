@@ -78,8 +78,7 @@ static const char *const test_env[] = {
     NULL,
 };
 
-/* What the running test holds, released by teardown even when an assertion jumped out. */
-static json_t *keep;
+/* What the running test holds (and keep, of cli_harness.h), released by teardown even when an assertion jumped out. */
 static struct redis_server redis;
 static ng_vault_store *lib_store;
 static ng_vault *lib_vault;
@@ -586,26 +585,6 @@ lib_get(const char *name)
 }
 
 /* ---- connection parameters ---- */
-
-/* The document inside an ngcp1 string. */
-static json_t *
-params_doc(const char *s)
-{
-    size_t len = strlen(s), got;
-    uint8_t *buf;
-    json_t *j;
-
-    assert_true(strncmp(s, "ngcp1:", 6) == 0);
-    buf = malloc(len);
-    assert_non_null(buf);
-    assert_int_equal(
-        sodium_base642bin(buf, len, s + 6, len - 6, NULL, &got, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING), 0);
-    j = json_loadb((const char *)buf, got, JSON_REJECT_DUPLICATES, NULL);
-    free(buf);
-    assert_non_null(j);
-    json_array_append_new(keep, j);
-    return j;
-}
 
 /* "ngcp1:" and the base64url of exactly these bytes. */
 static blob *

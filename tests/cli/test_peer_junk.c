@@ -230,8 +230,7 @@ fake_answer(void *cls, struct MHD_Connection *conn, const char *url, const char 
 static int
 fake_start(fake_peer *f)
 {
-    const union MHD_DaemonInfo *info;
-    struct sockaddr_in sa;
+    int port;
 
     pthread_mutex_init(&f->mu, NULL);
     f->reqs = calloc(FAKE_MAX_REQS, sizeof *f->reqs);
@@ -241,18 +240,10 @@ fake_start(fake_peer *f)
     if (f->body == NULL)
         return -1;
     f->len = strlen((const char *)f->body);
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    f->d =
-        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL, 0, NULL, NULL,
-                         fake_answer, f, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+    f->d = loopback_daemon(fake_answer, NULL, f, &port);
     if (f->d == NULL)
         return -1;
-    info = MHD_get_daemon_info(f->d, MHD_DAEMON_INFO_BIND_PORT);
-    if (info == NULL)
-        return -1;
-    snprintf(f->url, sizeof f->url, "http://127.0.0.1:%d/v1/outbox", info->port);
+    snprintf(f->url, sizeof f->url, "http://127.0.0.1:%d/v1/outbox", port);
     return 0;
 }
 
@@ -404,66 +395,11 @@ wait_served_at(int phase, int served, int n, long ms, int line)
 
 /* ---- what gateway b says ---- */
 
-/* printf into a blob of the running test. */
-static const char *
-textf(const char *fmt, ...)
-{
-    va_list ap;
-    blob *b = blob_new();
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    assert_true(n >= 0);
-    blob_reserve(b, (size_t)n);
-    va_start(ap, fmt);
-    vsnprintf((char *)b->data, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len = (size_t)n;
-    return text_of(b);
-}
-
-/* Lines of g's log that hold every one of needles (NULL-terminated). */
-static int
-log_count(const gateway *g, const char *const *needles)
-{
-    blob *b = slurp(g->log);
-    char *line, *end;
-    int n = 0;
-    size_t i;
-
-    if (b == NULL)
-        return 0;
-    for (line = (char *)b->data; *line != '\0'; line = end + 1) {
-        end = strchr(line, '\n');
-        if (end == NULL)
-            end = line + strlen(line) - 1; /* the last line, without its newline yet */
-        else
-            *end = '\0';
-        for (i = 0; needles[i] != NULL && strstr(line, needles[i]) != NULL; i++)
-            ;
-        n += needles[i] == NULL;
-    }
-    return n;
-}
-
-#define LOG_COUNT(g, ...) log_count((g), ARGS(__VA_ARGS__))
-
 /* What the tests follow on gateway b: its counters, and the lines of its log about alice's outbox. */
 typedef struct counts {
     double polled, opened, malformed, auth, replayed;
     int failed, again, refused;
 } counts;
-
-/* A metric of a snapshot; 0 if the series is absent (not counted yet). */
-static double
-count_of(const char *metrics, const char *series)
-{
-    double v = sample(metrics, series);
-
-    return v < 0 ? 0 : v;
-}
 
 static counts
 counts_now(void)
@@ -474,11 +410,11 @@ counts_now(void)
 
     EXPECT_STATUS(r, 200);
     m = text_of(r.body);
-    c.polled = count_of(m, "ng_parcels_polled_total");
-    c.opened = count_of(m, "ng_parcels_opened_total");
-    c.malformed = count_of(m, "ng_parcels_refused_total{reason=\"malformed\"}");
-    c.auth = count_of(m, "ng_parcels_refused_total{reason=\"auth\"}");
-    c.replayed = count_of(m, "ng_parcels_refused_total{reason=\"replayed\"}");
+    c.polled = counter_of(m, "ng_parcels_polled_total");
+    c.opened = counter_of(m, "ng_parcels_opened_total");
+    c.malformed = counter_of(m, "ng_parcels_refused_total{reason=\"malformed\"}");
+    c.auth = counter_of(m, "ng_parcels_refused_total{reason=\"auth\"}");
+    c.replayed = counter_of(m, "ng_parcels_refused_total{reason=\"replayed\"}");
     c.failed = LOG_COUNT(&gw_b, "\"msg\":\"polling a peer failed; backing off\"", "\"peer\":\"alice\"");
     c.again = LOG_COUNT(&gw_b, "\"msg\":\"polling a peer works again\"", "\"peer\":\"alice\"");
     c.refused = LOG_COUNT(&gw_b, "\"msg\":\"parcel refused\"", "\"peer\":\"alice\"");
@@ -769,36 +705,27 @@ run_case_at(const real *r, const junk *v, size_t nv, branch br, const taken *tk,
 static void
 write_junk_config(gateway *g, int not, const char *listen_more, const char *poll_more)
 {
-    char sections[1024];
-
-    gateway_init(g, dir, gateway_port(not ));
-    assert_true(g->port > 0);
     /* Polling every 50-200 ms, so that a refusal is retried and a parcel crosses in well under a second. */
-    snprintf(sections, sizeof sections,
-             "\"delivery\": {\"allow_private\": [\"127.0.0.1\"], \"timeout_ms\": 2000},\n"
-             " \"poll\": {\"interval_ms\": 50, \"max_interval_ms\": 200%s},",
-             poll_more);
-    write_config(g, listen_more, sections);
+    gateway_config(g, dir, not, listen_more,
+                   "\"delivery\": {\"allow_private\": [\"127.0.0.1\"], \"timeout_ms\": 2000},\n"
+                   " \"poll\": {\"interval_ms\": 50, \"max_interval_ms\": 200%s},",
+                   poll_more);
 }
 
 static int
 group_setup(void **state)
 {
-    char batch[64], max_body[64];
     fake_req q;
 
     (void)state;
     tag_init();
     if (make_temp_dir(dir, sizeof dir, "ngpeerjunk") != 0 || fake_start(&fake) != 0)
         return -1;
-    snprintf(batch, sizeof batch, ", \"batch\": %d", POLL_BATCH);
-    snprintf(max_body, sizeof max_body, ", \"timeout_s\": 5, \"max_body\": %d", B_MAX_BODY);
-    write_junk_config(&gw_a, 0, ", \"timeout_s\": 5", "");
-    write_junk_config(&gw_b, gw_a.port, max_body, batch);
-    if (sinks_start((tenant *const[]){&alice, &bob}, 2) != 0)
+    write_junk_config(&gw_a, 0, NULL, "");
+    write_junk_config(&gw_b, gw_a.port, textf(", \"timeout_s\": 5, \"max_body\": %d", B_MAX_BODY),
+                      textf(", \"batch\": %d", POLL_BATCH));
+    if (two_gateways_init(&gw_a, &gw_b, (tenant *const[]){&alice, &bob}, 2) != 0)
         return -1;
-    GCLI(&gw_a, "vault", "init");
-    GCLI(&gw_b, "vault", "init");
     GCLI(&gw_a, "tenant", "create", "alice");
     GCLI(&gw_b, "tenant", "create", "bob");
     key_id_of(&gw_b, "bob", bob_kid);

@@ -60,10 +60,9 @@ group_setup(void **state)
     tag_init();
     if (make_temp_dir(dir, sizeof dir, "ngscale") != 0 || redis_server_start(&shared, NULL) != 0)
         return -1;
-    gateway_init(&gw_a, dir, gateway_port(0));
-    write_config(&gw_a, ", \"timeout_s\": 5",
-                 "\"delivery\": {\"allow_private\": [\"127.0.0.1\"]},\n"
-                 " \"poll\": {\"interval_ms\": 50, \"max_interval_ms\": 200},");
+    gateway_config(&gw_a, dir, 0, NULL,
+                   "\"delivery\": {\"allow_private\": [\"127.0.0.1\"]},\n"
+                   " \"poll\": {\"interval_ms\": 50, \"max_interval_ms\": 200},");
     /* b.json and b/ for all three; the names give each its log and admin socket. */
     for (i = 0; i < PROCESSES; i++) {
         gateway *g = &gw_b[i];
@@ -86,17 +85,11 @@ group_setup(void **state)
              " \"poll\": {\"interval_ms\": 50, \"max_interval_ms\": 200},",
              shared.url, DELIVERY_TIMEOUT_MS);
     write_config(&gw_b[0], ", \"timeout_s\": 5", sections);
-    if (sinks_start((tenant *const[]){&alice, &bob}, 2) != 0)
+    if (two_gateways_init(&gw_a, &gw_b[0], (tenant *const[]){&alice, &bob}, 2) != 0)
         return -1;
-    GCLI(&gw_a, "vault", "init");
-    GCLI(&gw_b[0], "vault", "init");
     GCLI(&gw_a, "tenant", "create", "alice");
     GCLI(&gw_b[0], "tenant", "create", "bob");
-    add_backend(&alice);
-    add_backend(&bob);
-    signing_key(&bob);
-    GCLI(&gw_a, "peer", "import", "alice", export_params(&gw_b[0], "bob", NULL), "--name", "bob");
-    GCLI(&gw_b[0], "peer", "import", "bob", export_params(&gw_a, "alice", NULL), "--name", "alice");
+    connect_tenants(&alice, NULL, (tenant *const[]){&alice, &bob}, 2);
     start_gateway(&gw_a);
     for (i = 0; i < PROCESSES; i++)
         start_process(&gw_b[i]);
@@ -115,12 +108,7 @@ group_teardown(void **state)
 static double
 acked_by(const gateway *g)
 {
-    reply r = GW_GET(g, "/metrics");
-    double v;
-
-    EXPECT_STATUS(r, 200);
-    v = sample(text_of(r.body), "ng_deliveries_total{outcome=\"acked\"}");
-    return v > 0 ? v : 0;
+    return metric(g, "ng_deliveries_total{outcome=\"acked\"}");
 }
 
 /* n messages from alice's backend to bob's; their ids into ids. */
