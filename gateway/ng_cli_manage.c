@@ -36,6 +36,12 @@ body_of(const ng_manage_op *op)
         doc = json_pack("{s:s}", "url", op->url);
         if (doc != NULL && op->text != NULL)
             json_object_set_new(doc, "public_key", json_string(op->text));
+        if (doc != NULL && op->backend.adapter != NULL)
+            json_object_set_new(doc, "adapter", json_string(op->backend.adapter));
+        if (doc != NULL && op->backend.mode != NULL)
+            json_object_set_new(doc, "mode", json_string(op->backend.mode));
+        if (doc != NULL && op->backend.subject != NULL)
+            json_object_set_new(doc, "subject", json_string(op->backend.subject));
         break;
     case NG_MANAGE_PEER_IMPORT:
         doc = json_pack("{s:s}", "params", op->text);

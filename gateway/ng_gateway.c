@@ -110,6 +110,9 @@ static const struct {
     {"ng_dead_letters_total", NG_METRIC_COUNTER, "Messages moved to the dead letters, by reason."},
     {"ng_delivery_seconds", NG_METRIC_HISTOGRAM, "Duration of webhook delivery attempts."},
     {"ng_queue_depth", NG_METRIC_GAUGE, "Inbox messages waiting and dead letters (queue), summed over tenants."},
+    {"ng_nats_submissions_total", NG_METRIC_COUNTER,
+     "Submissions taken from NATS, by outcome (stored, retried, "
+     "terminated)."},
 };
 
 static ng_err

@@ -12,9 +12,10 @@
  * this path: the storage stops answering (the submission is refused with
  * 503 and nothing is stored or delivered; once it is back, the retry the
  * 503 asks for goes through and bob's poller carries on from its cursor
- * without reading anything twice), and objects altered on the storage (a
- * flipped byte, junk under a parcel's name) are refused and counted while
- * the parcels after them are delivered.
+ * without reading anything twice; a submission taken from NATS meanwhile
+ * waits on the bus and is stored once when it is back), and objects
+ * altered on the storage (a flipped byte, junk under a parcel's name) are
+ * refused and counted while the parcels after them are delivered.
  *
  * The tests run in order on the same gateways; the ledger holds every
  * message a gateway accepted for bob and whether it must arrive, and is
@@ -25,6 +26,10 @@
 #include <dirent.h>
 
 #include "gateway_harness.h"
+
+#include <nats/nats.h>
+
+#include "../unit/nats_server.h"
 
 enum {
     DELIVERY_WAIT_MS = 20000,
@@ -39,6 +44,12 @@ enum {
 static char dir[PATH_MAX / 2], store_url[128];
 /* The storage: nginx with dav and dav_ext; gateway a's outbox is store_url, its collection /outbox. */
 static struct nginx_server store;
+/* For test_bus_storage_down: a bus alice's NATS backend publishes on, and the suite's client as that backend. */
+static struct nats_server ns;
+static signer alice_bus;                          /* the whsec_ of alice's NATS backend */
+static char alice_nats_backend[BACKEND_ID_BYTES]; /* its id */
+static natsConnection *nc;
+static jsCtx *js;
 static gateway gw_a = {.name = "a"}, gw_b = {.name = "b"};
 static tenant alice = {.slug = "alice", .g = &gw_a}, bob = {.slug = "bob", .g = &gw_b};
 /* What alice's gateway seals to: the name of bob's collection on the storage. */
@@ -150,7 +161,8 @@ group_setup(void **state)
 
     (void)state;
     tag_init();
-    if (make_temp_dir(dir, sizeof dir, "nge2ehttp") != 0 || nginx_server_start(&store, NULL) != 0)
+    if (make_temp_dir(dir, sizeof dir, "nge2ehttp") != 0 || nginx_server_start(&store, NULL) != 0 ||
+        nats_server_start(&ns) != 0)
         return -1;
     snprintf(store_url, sizeof store_url, "%s/outbox", store.url);
     snprintf(outbox, sizeof outbox, "\"store\": \"http\", \"http_url\": \"%s\", ", store_url);
@@ -165,6 +177,9 @@ group_setup(void **state)
     connect_tenants(&alice, NULL, (tenant *const[]){&alice, &bob}, 2);
     start_gateway(&gw_a);
     start_gateway(&gw_b);
+    /* Through the running gateway's admin API, which must be given the adapter too. */
+    backend_added(GCLI(&gw_a, "backend", "add", "alice", "--url", ns.url, "--adapter", "nats"), &alice_bus,
+                  alice_nats_backend);
     return test_teardown(state);
 }
 
@@ -173,6 +188,10 @@ group_teardown(void **state)
 {
     (void)state;
     nginx_server_stop(&store);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    nats_server_stop(&ns);
+    nats_CloseAndWait(2000);
     return suite_teardown(dir, (gateway *const[]){&gw_a, &gw_b, NULL}, (tenant *const[]){&alice, &bob, NULL});
 }
 
@@ -300,6 +319,82 @@ test_storage_down(void **state)
     log = text_of(slurp(gw_b.log));
     assert_non_null(strstr(log, "polling a peer failed"));
     assert_non_null(strstr(log, "polling a peer works again"));
+}
+
+/*
+ * The same outage for a submission from NATS. Its webhook-id stands in for
+ * the Idempotency-Key, and the bus redelivers the very same bytes: were
+ * the webhook-id recorded as seen before the storage failed, the retry
+ * would be refused as a replay, terminated, and the message lost.
+ */
+static void
+test_bus_storage_down(void **state)
+{
+    char durable[64], wid[40], tss[24], sig[NG_WEBHOOK_SIGNATURE_BYTES];
+    const char *body;
+    int objects = object_count(), hits = sink_total(&bob.sink);
+    jsConsumerInfo *ci = NULL;
+    jsPubAck *ack = NULL;
+    jsErrCode jerr = 0;
+    natsMsg *pub = NULL;
+    msg m = {0};
+    long t0;
+
+    (void)state;
+    assert_int_equal(natsConnection_ConnectTo(&nc, ns.url), NATS_OK);
+    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    /* Published before gateway a made the stream, the submission would go nowhere. */
+    snprintf(durable, sizeof durable, "noisegate-alice-%s", alice_nats_backend);
+    for (t0 = now_ms(); js_GetConsumerInfo(&ci, js, "noisegate-alice", durable, NULL, &jerr) != NATS_OK; sleep_ms(50))
+        if (now_ms() - t0 > DELIVERY_WAIT_MS)
+            fail_msg("gateway a did not consume %s", durable);
+    jsConsumerInfo_Destroy(ci);
+
+    nginx_server_halt(&store);
+    m.from = &alice;
+    m.to = &bob;
+    m.content_type = "text/plain";
+    m.subject = "bus-while-down";
+    text_body(&m, "published on NATS while the storage was down");
+    body = dump(msg_json(&m));
+    fresh_id(wid);
+    snprintf(tss, sizeof tss, "%lld", (long long)(wall_ms() / 1000));
+    sign(sig, &alice_bus, wid, strtoll(tss, NULL, 10), body, strlen(body));
+    assert_int_equal(natsMsg_Create(&pub, "noisegate.alice.submit", NULL, body, (int)strlen(body)), NATS_OK);
+    assert_int_equal(natsMsgHeader_Set(pub, "content-type", "application/json"), NATS_OK);
+    assert_int_equal(natsMsgHeader_Set(pub, "webhook-id", wid), NATS_OK);
+    assert_int_equal(natsMsgHeader_Set(pub, "webhook-timestamp", tss), NATS_OK);
+    assert_int_equal(natsMsgHeader_Set(pub, "webhook-signature", sig), NATS_OK);
+    assert_int_equal(js_PublishMsg(&ack, js, pub, NULL, &jerr), NATS_OK);
+    jsPubAck_Destroy(ack);
+    natsMsg_Destroy(pub);
+
+    wait_log(&gw_a, "NATS submission not stored: retried", "store_unavailable", DELIVERY_WAIT_MS);
+    assert_int_equal(nginx_server_run(&store), 0);
+    assert_int_equal(object_count(), objects);
+    assert_int_equal(sink_total(&bob.sink), hits);
+
+    /* The redelivery comes 5 s after the nak: stored this time, not refused as a replay. */
+    for (t0 = now_ms(); sink_total(&bob.sink) == hits; sleep_ms(50)) {
+        if (LOG_COUNT(&gw_a, "NATS submission refused: terminated") > 0)
+            fail_msg("the redelivered submission was terminated, and the message lost; see %s", gw_a.log);
+        if (now_ms() - t0 > DELIVERY_WAIT_MS)
+            fail_msg("bob's backend got nothing in %d ms", DELIVERY_WAIT_MS);
+    }
+    snprintf(m.id, sizeof m.id, "%.*s", MSG_ID_HEX, sink_at(&bob.sink, hits)->wid);
+    tally_add(&sent_to_bob, m.id, 1);
+    sleep_ms(QUIET_MS);
+    EXPECT_ONCE(&m);
+    EXPECT_LEDGER();
+    assert_int_equal(object_count(), objects + 1);
+    assert_int_equal(object_requests("PUT", m.id), 1);
+    /* Acked: the bus holds nothing more to redeliver. */
+    assert_int_equal(js_GetConsumerInfo(&ci, js, "noisegate-alice", durable, NULL, &jerr), NATS_OK);
+    assert_int_equal(ci->NumPending + ci->NumAckPending, 0);
+    jsConsumerInfo_Destroy(ci);
+    assert_int_equal(LOG_COUNT(&gw_a, "NATS submission refused"), 0);
+    assert_true(metric(&gw_a, "ng_nats_submissions_total{outcome=\"retried\"}") >= 1);
+    assert_true(metric(&gw_a, "ng_nats_submissions_total{outcome=\"stored\"}") == 1);
 }
 
 /* ==== 3. objects altered on the storage: refused and counted, and the parcels after them go through ==== */
@@ -456,6 +551,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_delivered_once, test_teardown),
         cmocka_unit_test_teardown(test_storage_down, test_teardown),
+        cmocka_unit_test_teardown(test_bus_storage_down, test_teardown),
         cmocka_unit_test_teardown(test_tampered, test_teardown),
         cmocka_unit_test_teardown(test_batch_all_or_none, batch_teardown),
         cmocka_unit_test_teardown(test_stop, test_teardown),
