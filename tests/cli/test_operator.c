@@ -1246,13 +1246,9 @@ add_padding(ng_vault *v, void *ctx)
     return err;
 }
 
-/*
- * Adds n entries of the largest size to g's vault through the library: a
- * vault of some megabytes takes a writer long enough to write that a kill
- * can land in the middle of it.
- */
+/* Runs fn on g's file vault through the library, as another writer would (ng_vault_update). */
 static void
-pad_vault(const gw *g, size_t n)
+vault_update_with(const gw *g, ng_vault_update_fn fn, void *ctx)
 {
     uint8_t key[KEY_BYTES];
     ng_vault_secret s;
@@ -1268,9 +1264,20 @@ pad_vault(const gw *g, size_t n)
     s.len = sizeof key;
     lib_close();
     assert_int_equal(ng_vault_store_file(&lib_store, g->vault), NG_OK);
-    assert_int_equal(ng_vault_update(lib_store, &s, add_padding, &n), NG_OK);
+    assert_int_equal(ng_vault_update(lib_store, &s, fn, ctx), NG_OK);
     lib_close();
     sodium_memzero(key, sizeof key);
+}
+
+/*
+ * Adds n entries of the largest size to g's vault through the library: a
+ * vault of some megabytes takes a writer long enough to write that a kill
+ * can land in the middle of it.
+ */
+static void
+pad_vault(const gw *g, size_t n)
+{
+    vault_update_with(g, add_padding, &n);
 }
 
 struct planted {
@@ -1286,28 +1293,14 @@ plant(ng_vault *v, void *ctx)
     return ng_vault_put(v, p->name, p->value, sizeof p->value);
 }
 
-/* Writes one entry into g's vault through the library, as damage or a stray copy would. */
+/* Writes one random 32-byte entry into g's vault, as damage or a stray copy would. */
 static void
 plant_entry(const gw *g, const char *name)
 {
     struct planted p = {.name = name};
-    uint8_t key[KEY_BYTES];
-    ng_vault_secret s;
-    blob *k = slurp(g->key);
-    size_t got;
 
-    assert_non_null(k);
-    assert_int_equal(
-        sodium_base642bin(key, sizeof key, text_of(k), k->len, "\n", &got, NULL, sodium_base64_VARIANT_ORIGINAL), 0);
-    memset(&s, 0, sizeof s);
-    s.data = key;
-    s.len = sizeof key;
     randombytes_buf(p.value, sizeof p.value);
-    lib_close();
-    assert_int_equal(ng_vault_store_file(&lib_store, g->vault), NG_OK);
-    assert_int_equal(ng_vault_update(lib_store, &s, plant, &p), NG_OK);
-    lib_close();
-    sodium_memzero(key, sizeof key);
+    vault_update_with(g, plant, &p);
     sodium_memzero(p.value, sizeof p.value);
 }
 
